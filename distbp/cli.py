@@ -1,0 +1,52 @@
+"""The `distbp` command. Each subcommand lives next to the code it drives; this file only dispatches.
+
+    distbp train --config configs/mnist1d_cnn.yaml --workers 2 --out runs/cnn
+    distbp data prepare mnist1d --out data/mnist1d
+    distbp bench allreduce --backend local --workers 2
+    mpiexec -n 4 distbp bench allreduce
+"""
+import importlib
+import sys
+
+from distbp.errors import UsageError
+
+# command -> (module, help). The module has main(argv) -> exit code.
+COMMANDS = {
+    "train": ("distbp.train.cli", "train a model data-parallel from a YAML config"),
+    "data": ("distbp.data.cli", "prepare built-in datasets as Parquet"),
+    "bench": ("distbp.comm.bench", "benchmark collectives (distbp bench allreduce)"),
+    "plot": ("distbp.train.plot", "plot one or more run directories"),
+}
+
+USAGE = "usage: distbp {" + ",".join(COMMANDS) + "} [--debug] ...\n\n" + "\n".join(
+    f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()
+)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"distbp: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+        return module.main(rest) or 0
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"distbp {command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"distbp {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
