@@ -1,0 +1,1 @@
+"""distbp: distributed data-parallel backpropagation with a numpy tensor-autodiff core."""
