@@ -1,0 +1,143 @@
+"""The gradient reducer: buckets in a fixed order, each all-reduced as soon as its gradients are ready.
+
+The idea is PyTorch DDP's Reducer. Parameters are packed, in reverse registration order (roughly the
+order backward produces their gradients), into flat buckets of about `bucket_bytes`. A hook on every
+parameter fires when backward has accumulated that parameter's last gradient contribution; it copies
+the gradient into its bucket slot, and when a bucket is full the bucket's all-reduce is started
+asynchronously while backward goes on with earlier layers. Buckets are started strictly in index
+order, so every rank issues the same collectives in the same order. When the last bucket has been
+started the reducer waits for all of them and points every `.grad` at its reduced slot.
+
+The loss is normalised by the global batch, so the reduction is a plain sum (no division here).
+"""
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class _Bucket:
+    __slots__ = ("index", "params", "offsets", "buffer", "pending", "handle", "t_launch", "t_ready")
+
+    def __init__(self, index, params, dtype):
+        self.index = index
+        self.params = params
+        sizes = [p.data.size for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.buffer = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        self.pending = len(params)
+        self.handle = None
+        self.t_launch = self.t_ready = 0.0
+
+    def slot(self, i):
+        p = self.params[i]
+        return self.buffer[self.offsets[i]:self.offsets[i + 1]].reshape(p.data.shape)
+
+    @property
+    def nbytes(self):
+        return self.buffer.nbytes
+
+
+def make_buckets(params, bucket_bytes):
+    """Group parameters (already in reduction order) into buckets of one dtype, ~bucket_bytes each."""
+    buckets, current, size, dtype = [], [], 0, None
+    for p in params:
+        if current and (p.data.dtype != dtype or size + p.data.nbytes > bucket_bytes):
+            buckets.append(_Bucket(len(buckets), current, dtype))
+            current, size = [], 0
+        current.append(p)
+        size += p.data.nbytes
+        dtype = p.data.dtype
+    if current:
+        buckets.append(_Bucket(len(buckets), current, dtype))
+    return buckets
+
+
+class Reducer:
+    def __init__(self, params, comm, bucket_mb=1.0, tracer=None):
+        self.comm = comm
+        self.tracer = tracer
+        params = [p for p in params if p.requires_grad]
+        self.buckets = make_buckets(list(reversed(params)), max(1, int(bucket_mb * 2**20)))
+        self._where = {}  # id(param) -> (bucket, index in bucket)
+        for b in self.buckets:
+            for i, p in enumerate(b.params):
+                self._where[id(p)] = (b, i)
+        self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+        self.sync = True
+        self._next = 0          # next bucket index to launch
+        self._active = False    # a reduction round is in progress (some grad arrived)
+        self.t_backward_start = None
+        self.stats = {"comm_seconds": 0.0, "exposed_seconds": 0.0, "buckets": len(self.buckets)}
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def _on_grad_ready(self, p):
+        if not self.sync or self.comm.size == 1 and not self.tracer:
+            return
+        if not self._active:
+            self._active = True
+            self.t_backward_start = time.perf_counter()
+        b, i = self._where[id(p)]
+        np.copyto(b.slot(i), p.grad)
+        b.pending -= 1
+        if b.pending == 0:
+            b.t_ready = time.perf_counter()
+            self._launch_ready()
+            if self._next == len(self.buckets):
+                self.finish()
+
+    def _launch_ready(self):
+        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+            b = self.buckets[self._next]
+            b.t_launch = time.perf_counter()
+            b.handle = self.comm.allreduce_async(b.buffer)
+            self._next += 1
+
+    # -- end of a round -----------------------------------------------------------------------------
+    def finish(self):
+        """Wait for every bucket and write the reduced gradients back. Idempotent; parameters that got
+        no gradient this step (unused in forward) contribute zeros."""
+        if not self.sync or self.comm.size == 1 and not self.tracer:
+            return
+        if not self._active and self._next == 0:
+            return
+        for b in self.buckets:
+            if b.pending:
+                for i, p in enumerate(b.params):
+                    if p.grad is None:
+                        b.slot(i)[...] = 0
+                        p.grad = b.slot(i)
+                b.pending = 0
+        self._launch_ready()
+        t_end_backward = time.perf_counter()
+        for b in self.buckets:
+            if b.handle is not None:
+                b.handle.wait()
+                b.handle = None
+            t_done = time.perf_counter()
+            if self.tracer:
+                self.tracer.complete(f"allreduce bucket {b.index} ({b.nbytes / 2**20:.2f} MB)",
+                                     b.t_launch, t_done, cat="comm", args={"bucket": b.index})
+            for i, p in enumerate(b.params):
+                p.grad = b.slot(i)
+        t_all_done = time.perf_counter()
+        self.stats["exposed_seconds"] += t_all_done - t_end_backward
+        self.stats["comm_seconds"] += t_all_done - min(b.t_launch for b in self.buckets)
+        for b in self.buckets:
+            b.pending = len(b.params)
+        self._next = 0
+        self._active = False
+
+    @contextmanager
+    def no_sync(self):
+        """Gradients accumulate locally (no communication) inside this context, as in DDP."""
+        old, self.sync = self.sync, False
+        try:
+            yield
+        finally:
+            self.sync = old
+
+    def remove_hooks(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []

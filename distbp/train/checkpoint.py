@@ -1,0 +1,153 @@
+"""Checkpoints that lose nothing: pickle-free, atomic, checksummed, the newest K kept.
+
+A checkpoint is two files in DIR/checkpoints/:
+  step_000040.npz   every array: model parameters and buffers ("model/<name>") and optimizer state
+                    ("optim/<param index>/<key>"), loadable with numpy.load(allow_pickle=False)
+  step_000040.json  everything else (step, data position, RNG state, optimizer hyperparameters,
+                    the resolved config, the model signature) and the SHA-256 of the .npz
+
+Each file is written to a temporary name, fsynced and renamed, the .json last, so a checkpoint
+exists only once both are complete. Loading verifies the checksum; `--resume` walks back from the
+newest checkpoint to the newest intact one.
+"""
+import hashlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from distbp.errors import UsageError
+
+NAME = re.compile(r"^step_(\d{6,})\.json$")
+
+
+def atomic_write(path, data: bytes):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _flatten_optim(state_dict):
+    """Split an optimizer state_dict into arrays (for npz) and JSON-able rest."""
+    arrays, scalars = {}, {}
+    for idx, st in state_dict["state"].items():
+        for key, value in st.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optim/{idx}/{key}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[key] = _jsonable(value)
+    groups = [{k: _jsonable(v) for k, v in g.items()} for g in state_dict["param_groups"]]
+    return arrays, {"scalars": scalars, "param_groups": groups}
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def _unflatten_optim(arrays, meta):
+    state = {}
+    for name, value in arrays.items():
+        _, idx, key = name.split("/", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, st in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(st)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(ckpt_dir, step, model_state, optim_state, meta, keep=3):
+    """Write checkpoint `step` atomically and prune to the newest `keep`. Returns the .json path."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
+    optim_arrays, optim_meta = _flatten_optim(optim_state)
+    arrays.update(optim_arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    blob = buf.getvalue()
+    stem = f"step_{step:06d}"
+    atomic_write(ckpt_dir / f"{stem}.npz", blob)
+    record = dict(meta, step=step, optimizer=optim_meta,
+                  sha256=hashlib.sha256(blob).hexdigest(), npz=f"{stem}.npz")
+    atomic_write(ckpt_dir / f"{stem}.json", json.dumps(record, indent=1).encode())
+    for old in list_checkpoints(ckpt_dir)[:-keep]:
+        for suffix in (".json", ".npz"):
+            old.with_suffix(suffix).unlink(missing_ok=True)
+    return ckpt_dir / f"{stem}.json"
+
+
+def list_checkpoints(ckpt_dir):
+    """The .json files of all checkpoints, oldest first."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = [p for p in ckpt_dir.iterdir() if NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(NAME.match(p.name).group(1)))
+
+
+class CorruptCheckpoint(Exception):
+    pass
+
+
+def load_checkpoint(json_path):
+    """-> (meta, model_state, optim_state). Raises CorruptCheckpoint naming the file."""
+    json_path = Path(json_path)
+    try:
+        meta = json.loads(json_path.read_text())
+        npz = json_path.with_name(meta["npz"])
+        blob = npz.read_bytes()
+    except (OSError, ValueError, KeyError) as e:
+        raise CorruptCheckpoint(f"{json_path}: unreadable ({type(e).__name__}: {e})") from None
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise CorruptCheckpoint(f"{npz}: checksum mismatch (truncated or corrupt)")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    optim = _unflatten_optim({k: v for k, v in arrays.items() if k.startswith("optim/")},
+                             meta["optimizer"])
+    return meta, model, optim
+
+
+def latest_intact(ckpt_dir, log=print):
+    """Newest checkpoint that loads and verifies; says which ones were skipped and why."""
+    candidates = list_checkpoints(ckpt_dir)
+    if not candidates:
+        raise UsageError(f"--resume: no checkpoint in {ckpt_dir}")
+    for path in reversed(candidates):
+        try:
+            loaded = load_checkpoint(path)
+        except CorruptCheckpoint as e:
+            log(f"warning: skipping corrupt checkpoint: {e}")
+            continue
+        if path != candidates[-1]:
+            log(f"resuming from the newest intact checkpoint {path.name}")
+        return path, loaded
+    raise UsageError(f"--resume: no intact checkpoint in {ckpt_dir} (newest: {candidates[-1].name})")
+
+
+def check_compatible(model_state, ckpt_model, json_path):
+    """Refuse a checkpoint from another model: name the first mismatching parameter and shapes."""
+    for name, value in model_state.items():
+        if name not in ckpt_model:
+            raise UsageError(f"checkpoint {json_path} is from another model: it has no {name!r}")
+        if tuple(ckpt_model[name].shape) != tuple(value.shape):
+            raise UsageError(f"checkpoint {json_path} is from another model: {name!r} has shape "
+                             f"{tuple(ckpt_model[name].shape)} there, {tuple(value.shape)} here")
+    extra = sorted(set(ckpt_model) - set(model_state))
+    if extra:
+        raise UsageError(f"checkpoint {json_path} is from another model: unexpected {extra[0]!r}")

@@ -1,0 +1,182 @@
+"""`distbp train`: resolve the config, check the inputs, then run the workers.
+
+    distbp train --config configs/mnist1d_cnn.yaml                       # 2 local processes
+    distbp train --config configs/mnist1d_cnn.yaml --workers 4 --set train.steps=300
+    mpiexec -n 4 distbp train --config configs/mnist1d_cnn.yaml --backend mpi
+    distbp train --config configs/mnist1d_cnn.yaml --backend ray
+
+Every check that can fail on bad input runs here, in one process, before any worker starts and
+before anything is written, so bad input costs one line and leaves the disk as it was.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from distbp.errors import UsageError
+from distbp.train.config import dump_config, load_config
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "model.npz", "checkpoints")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parse_args(argv):
+    p = _Parser(prog="distbp train", description="Train a model data-parallel from a YAML config.")
+    p.add_argument("--config", required=True, help="YAML experiment file (see configs/)")
+    p.add_argument("--backend", choices=["local", "mpi", "ray", "single"],
+                   help="local processes (default), mpi ranks, ray actors, or one process")
+    p.add_argument("--workers", type=int, help="number of workers (local/ray); checked under mpi")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=30 (repeatable)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--trace", action="store_true", help="write a Chrome/Perfetto trace.json")
+    p.add_argument("--address", help="ray: address of an existing cluster (else RAY_ADDRESS)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def resolve(args):
+    sets = list(args.set)
+    if args.backend:
+        sets.append(f"dist.backend={args.backend}")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {args.workers}")
+        sets.append(f"dist.workers={args.workers}")
+    cfg = load_config(args.config, sets)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    return cfg, out
+
+
+def check_out_dir(out, resume, force):
+    """Refuse to overwrite a run unless --resume or --force; never touch anything on bad input."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    existing = [f for f in RUN_FILES if (out / f).exists()]
+    if resume:
+        if not (out / "checkpoints").is_dir():
+            raise UsageError(f"--resume: {out} holds no checkpoints/ to resume from")
+        return
+    if existing and not force:
+        raise UsageError(f"--out {out} already holds a run ({', '.join(existing)}); "
+                         "pass --resume to continue it or --force to replace it")
+
+
+def clear_run(out):
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for name in ("trace", "trace.json"):
+        path = out / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def preflight(cfg):
+    """Prepare a missing built-in data set and check columns and sizes before any worker starts."""
+    from distbp.data import open_split, ensure_prepared
+    ensure_prepared(cfg["data"])
+    for split in ("train", "test"):
+        ds = open_split(cfg["data"], split)
+        if split == "train" and len(ds) < cfg["train"]["global_batch_size"]:
+            raise UsageError(f"data set {cfg['data']['path']} has {len(ds)} training samples, fewer "
+                             f"than one global batch (train.global_batch_size="
+                             f"{cfg['train']['global_batch_size']})")
+
+
+def main(argv):
+    args = parse_args(argv)
+    cfg, out = resolve(args)
+    backend = cfg["dist"]["backend"]
+    if backend == "mpi":
+        return _main_mpi(args, cfg, out)
+    check_out_dir(out, args.resume, args.force)
+    preflight(cfg)
+    _start_run_dir(out, cfg, args)
+    if backend == "ray":
+        from distbp.ray.launch import run_ray
+        summary = run_ray(cfg, out, resume=args.resume, address=args.address, trace=args.trace)
+    elif backend == "single" or cfg["dist"]["workers"] == 1 and backend == "local":
+        from distbp import comm as C
+        summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, C.init("single"))
+    else:
+        from distbp import comm as C
+        n = cfg["dist"]["workers"]
+        threads = cfg["train"]["threads"] or max(1, (os.cpu_count() or 1) // n)
+        env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "MKL_NUM_THREADS")}
+        results = C.spawn(_local_worker, n, args=(cfg, str(out), args.resume, args.trace,
+                                                  args.quiet),
+                          timeout=cfg["dist"]["timeout"], env=env)
+        summary = results[0]
+    _finish(out, summary, args.trace)
+    return 0
+
+
+def _start_run_dir(out, cfg, args):
+    if args.force and not args.resume:
+        clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        dump_config(cfg, out / "config.yaml")
+
+
+def _finish(out, summary, trace):
+    if trace:
+        from distbp.train.trace import merge, overlap_fraction
+        events = merge(out / "trace", out / "trace.json")
+        frac = overlap_fraction(events)
+        summary["overlap_fraction"] = frac
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"trace: {out / 'trace.json'} (all-reduce overlapped with backward: {frac:.0%})")
+    keys = [k for k in ("test_accuracy", "test_bpc", "final_loss", "samples_per_second")
+            if k in summary]
+    print(f"done: {summary['steps']} steps on {summary['world_size']} worker(s); " +
+          ", ".join(f"{k} {summary[k]:.4g}" for k in keys) + f"; results in {out}/")
+
+
+def _local_worker(cfg, out, resume, trace, quiet):
+    from distbp import comm as C
+    return _worker(cfg, out, resume, trace, quiet, C.init("local", timeout=cfg["dist"]["timeout"]))
+
+
+def _worker(cfg, out, resume, trace, quiet, comm):
+    from distbp.train.trainer import Trainer
+    trainer = Trainer(cfg, out, comm, resume=resume, trace=trace)
+    if quiet:
+        trainer.quiet = True
+    return trainer.fit()
+
+
+def _main_mpi(args, cfg, out):
+    """Under mpirun every rank runs this; the world comes from MPI."""
+    from distbp import comm as C
+    comm = C.init("mpi", timeout=cfg["dist"]["timeout"])
+    if args.workers is not None and args.workers != comm.size:
+        raise UsageError(f"--workers {args.workers} disagrees with the MPI world of {comm.size} "
+                         "ranks; drop --workers or launch mpirun -n {args.workers}")
+    cfg["dist"]["workers"] = comm.size
+    if comm.rank == 0:
+        check_out_dir(out, args.resume, args.force)   # same checks, every rank raises the same
+        preflight(cfg)
+    comm.barrier()
+    if comm.rank == 0:
+        _start_run_dir(out, cfg, args)
+    comm.barrier()
+    summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, comm)
+    if args.trace:
+        comm.barrier()
+    if comm.rank == 0:
+        _finish(out, summary, args.trace)
+    comm.close()
+    return 0

@@ -1,0 +1,323 @@
+"""One worker's training run, top to bottom: config -> data shard -> forward -> loss -> backward ->
+reducer -> optimizer step -> metrics/checkpoint. Every rank runs `train(cfg, out_dir, comm)`; rank 0
+alone prints and writes.
+
+The loss of a step is the sum of per-sample (per-token) losses divided by the size of the *global*
+batch, so all-reducing gradients with a plain sum gives the gradient of the global-batch mean on
+every rank, whatever the number of workers (world-size invariance).
+"""
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+import distbp
+from distbp import nn
+from distbp.nn import functional as F
+from distbp.data import DistributedLoader, build_augment, open_split
+from distbp.models import LANGUAGE_MODELS, build_model
+from distbp.parallel.ddp import DistributedDataParallel
+from distbp.train import checkpoint as ckpt
+from distbp.train import metrics as M
+from distbp.train.optim import build_optimizer, build_scheduler
+from distbp.train.progress import Progress
+from distbp.train.trace import Tracer
+
+EVAL_BATCH = 256
+
+
+class NonFiniteGradient(RuntimeError):
+    pass
+
+
+def limit_threads(cfg, world_size):
+    """All workers together use the machine's cores, not more."""
+    n = cfg["train"]["threads"] or max(1, (os.cpu_count() or 1) // world_size)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    return n
+
+
+class Trainer:
+    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=print):
+        self.cfg, self.comm = cfg, comm
+        self.out = Path(out_dir)
+        self.rank, self.world = comm.rank, comm.size
+        self.is_main = self.rank == 0
+        self.log = log if self.is_main else (lambda *a, **k: None)
+        t = cfg["train"]
+        self.dtype = np.dtype(t["dtype"])
+        self.threads = limit_threads(cfg, self.world)
+        self.lm = cfg["model"]["name"] in LANGUAGE_MODELS
+
+        # data: each rank opens the Parquet footers and later reads only its own row groups
+        self.train_set = open_split(cfg["data"], "train", self.dtype)
+        self.test_set = open_split(cfg["data"], "test", self.dtype)
+        self.meta = self.train_set.describe()
+        self.steps = self._total_steps()
+
+        # model: the same seed on every rank; rank 0's parameters are broadcast anyway
+        distbp.manual_seed(t["seed"])
+        model = build_model(cfg["model"], self.meta)
+        self.model = model.double() if self.dtype == np.float64 else model
+        self.optimizer = build_optimizer(cfg["optim"], self.model)
+        self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
+        self.start_step = 0
+        if resume:
+            self._resume()
+
+        if trace:
+            comm.barrier()
+        self.tracer = Tracer(self.rank) if trace else None
+        self.ddp = DistributedDataParallel(self.model, comm, cfg["dist"]["bucket_mb"], self.tracer)
+        self.loader = DistributedLoader(self.train_set, t["global_batch_size"], self.rank,
+                                        self.world, seed=t["seed"],
+                                        augment=build_augment(cfg["data"]["augment"]),
+                                        start_step=self.start_step)
+        self.skipped_steps = 0
+        self.metrics_file = self.out / "metrics.jsonl"
+
+    def _total_steps(self):
+        t = self.cfg["train"]
+        if t["epochs"]:
+            return t["epochs"] * (len(self.train_set) // t["global_batch_size"])
+        return t["steps"]
+
+    # -- one optimizer step ---------------------------------------------------------------------------
+    def loss_sum(self, batch):
+        """Sum of per-sample (per-token) losses of a local (micro-)batch, and its element count."""
+        x = distbp.from_numpy(batch.x)
+        y = distbp.from_numpy(batch.y)
+        with distbp.random.per_sample(self.cfg["train"]["seed"], batch.step, batch.indices):
+            logits = self.ddp(x)
+        if self.lm:                                             # (B, T, V) against (B, T)
+            logits = logits.reshape(-1, logits.shape[-1])
+            y = y.reshape(-1)
+        return F.cross_entropy(logits, y, reduction="sum"), y.shape[0]
+
+    def train_step(self, step, batch):
+        tr = self.tracer
+        if tr:
+            tr.step = step
+        accumulate = self.cfg["train"]["accumulate_steps"]
+        per_sample = int(np.prod(batch.y.shape[1:])) if batch.y.ndim > 1 else 1
+        global_count = self.cfg["train"]["global_batch_size"] * per_sample
+        loss_total = 0.0
+        micro = batch.split(accumulate)
+        self.model.train()
+        for k, mb in enumerate(micro):
+            sync = self.ddp.no_sync() if k < len(micro) - 1 else nullcontext()
+            with sync:
+                t0 = time.perf_counter()
+                loss, _ = self.loss_sum(mb)
+                loss = loss / global_count
+                t1 = time.perf_counter()
+                loss.backward()
+                t2 = time.perf_counter()
+                if tr:
+                    tr.complete("forward", t0, t1)
+                    tr.complete("backward", t1, t2)
+            loss_total += float(loss.item())
+        self.ddp.finish_gradient_sync()
+        t3 = time.perf_counter()
+        grad_norm = self._check_gradients(step)
+        if grad_norm is None:
+            self.optimizer.zero_grad()
+            return loss_total, float("nan")
+        clip = self.cfg["train"]["clip_grad_norm"]
+        if clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if tr:
+            tr.complete("optimizer step", t3, time.perf_counter())
+        return loss_total, grad_norm
+
+    def _check_gradients(self, step):
+        """Global gradient norm after the reduction (identical on every rank), or None if the step
+        must be skipped because a gradient is not finite."""
+        sq = 0.0
+        first_bad = None
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            s = float(np.vdot(p.grad, p.grad)) if p.grad.size else 0.0
+            if not math.isfinite(s) and first_bad is None:
+                first_bad = name
+            sq += s
+        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
+        warn = self.cfg["train"]["warn_grad_norm"]
+        if warn and norm > warn and math.isfinite(norm):
+            self.log(f"warning: step {step}: global gradient norm {norm:.3g} exceeds "
+                     f"train.warn_grad_norm={warn:g} (exploding gradients?)")
+        if first_bad is None:
+            return norm
+        if self.cfg["train"]["nonfinite"] == "stop":
+            raise NonFiniteGradient(f"step {step}: gradient of {first_bad!r} is not finite "
+                                    "(train.nonfinite=stop); lower optim.lr or set "
+                                    "train.clip_grad_norm")
+        self.skipped_steps += 1
+        self.log(f"warning: step {step}: non-finite gradient in {first_bad!r}; step skipped "
+                 f"({self.skipped_steps} so far)")
+        return None
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def fit(self):
+        t = self.cfg["train"]
+        progress = Progress(self.steps, enabled=self.is_main)
+        step = self.start_step
+        it = iter(self.loader)
+        train_time, samples, last_eval = 0.0, 0, None
+        loss_sum_logged, logged = 0.0, 0
+        final_loss = float("nan")
+        while step < self.steps:
+            t0 = time.perf_counter()
+            batch = next(it)
+            if self.tracer:
+                self.tracer.step = step
+                self.tracer.complete("data", t0, time.perf_counter(), cat="data")
+            before = self._snapshot() if (step + 1) % t["log_every"] == 0 else None
+            loss, grad_norm = self.train_step(step, batch)
+            step += 1
+            train_time += time.perf_counter() - t0
+            samples += t["global_batch_size"]
+            loss_sum_logged += loss
+            logged += 1
+            if step % t["log_every"] == 0 or step == self.steps:
+                # the logged loss is the global-batch mean: every rank contributed its share
+                loss_arr = self.comm.allreduce(np.array([loss_sum_logged / logged]))
+                final_loss = float(loss_arr[0])
+                sps = samples / train_time if train_time else 0.0
+                record = {"kind": "train", "step": step, "loss": final_loss,
+                          "lr": float(self.scheduler.get_last_lr()[0]),
+                          "grad_norm": grad_norm, "samples_per_second": sps,
+                          "skipped_steps": self.skipped_steps}
+                if before is not None:
+                    record["layers"] = self._layer_stats(before)
+                self._write_metrics(record)
+                progress.update(step, loss=final_loss, samples_s=round(sps))
+                loss_sum_logged, logged = 0.0, 0
+            if t["eval_every"] and step % t["eval_every"] == 0 and step < self.steps:
+                last_eval = self.evaluate(step)
+            every = self.cfg["checkpoint"]["every_steps"]
+            if every and step % every == 0 and step < self.steps:
+                self.save_checkpoint(step)
+        progress.close()
+        last_eval = self.evaluate(step)
+        self.save_checkpoint(step)
+        summary = self._summary(step, final_loss, last_eval, samples, train_time)
+        if self.tracer:
+            self.tracer.save(self.out / "trace")
+        return summary
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def evaluate(self, step):
+        """Each rank evaluates a contiguous shard of the test set; the sufficient statistics are
+        summed across ranks, so every rank ends with the same metrics."""
+        self.model.eval()
+        C = self.meta.get("num_classes", 0)
+        nll, count = 0.0, 0
+        conf = np.zeros((C, C), np.int64) if not self.lm else None
+        hist = np.zeros((2, C, M.AP_BINS), np.int64) if not self.lm else None
+        with distbp.no_grad():
+            for x, y in self.test_set.shard_batches(self.rank, self.world, EVAL_BATCH):
+                logits = self.model(distbp.from_numpy(x))
+                if self.lm:
+                    logits = logits.reshape(-1, logits.shape[-1])
+                    y = y.reshape(-1)
+                logp = F.log_softmax(logits, dim=-1).data.astype(np.float64)
+                nll -= float(logp[np.arange(len(y)), y].sum())
+                count += len(y)
+                if not self.lm:
+                    conf += M.confusion(logp.argmax(1), y, C)
+                    hist += M.score_histograms(np.exp(logp), y, C)
+        sums = self.comm.allreduce(np.array([nll, count], dtype=np.float64))
+        nll, count = float(sums[0]), int(sums[1])
+        record = {"kind": "eval", "step": step, "loss": nll / max(count, 1)}
+        if self.lm:
+            record["bpc"] = M.bits_per_char(nll, count)
+        else:
+            conf = self.comm.allreduce(conf)
+            hist = self.comm.allreduce(hist)
+            record.update(accuracy=M.accuracy(conf), macro_f1=M.macro_f1(conf),
+                          mean_average_precision=M.mean_average_precision(hist))
+        self._write_metrics(record)
+        self.model.train()
+        return record
+
+    # -- gradient flow (after the reduction, so every rank agrees) ---------------------------------------
+    def _snapshot(self):
+        return {n: p.data.copy() for n, p in self.model.named_parameters()} if self.is_main else None
+
+    def _layer_stats(self, before):
+        if before is None:
+            return None
+        out = {}
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            pn = float(np.linalg.norm(before[name]))
+            upd = float(np.linalg.norm(p.data - before[name]))
+            out[name] = {"grad_norm": float(np.linalg.norm(p.grad)), "param_norm": pn,
+                         "update_ratio": upd / pn if pn else 0.0}
+        return out
+
+    # -- files (rank 0) -----------------------------------------------------------------------------
+    def _write_metrics(self, record):
+        if self.is_main:
+            with open(self.metrics_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def model_state(self):
+        state = {n: p.data for n, p in self.model.named_parameters()}
+        state.update({n: (b.data if hasattr(b, "data") else b)
+                      for n, b in self.model.named_buffers()})
+        return state
+
+    def save_checkpoint(self, step):
+        if not self.is_main:
+            return
+        meta = {"config": self.cfg, "data_position": {"step": step},
+                "rng": distbp.random.get_state(),
+                "scheduler": self.scheduler.state_dict(),
+                "skipped_steps": self.skipped_steps, "world_size": self.world}
+        ckpt.save_checkpoint(self.out / "checkpoints", step, self.model_state(),
+                             self.optimizer.state_dict(), meta, keep=self.cfg["checkpoint"]["keep"])
+
+    def _resume(self):
+        """Every rank loads the newest intact checkpoint (the run directory is shared, as with DDP)."""
+        path, (meta, model_sd, optim_sd) = ckpt.latest_intact(self.out / "checkpoints", self.log)
+        ckpt.check_compatible(self.model_state(), model_sd, path)
+        self.model.load_state_dict(model_sd)
+        self.optimizer.load_state_dict(optim_sd)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        distbp.random.set_state(meta["rng"])
+        self.start_step = meta["data_position"]["step"]
+        self.skipped_steps = meta.get("skipped_steps", 0)
+        self.log(f"resumed from {path.name} at step {self.start_step}")
+
+    def _summary(self, step, final_loss, last_eval, samples, train_time):
+        summary = {"steps": step, "final_loss": final_loss, "world_size": self.world,
+                   "backend": self.cfg["dist"]["backend"],
+                   "samples_per_second": samples / train_time if train_time else 0.0,
+                   "skipped_steps": self.skipped_steps, "threads_per_worker": self.threads,
+                   "comm_seconds": self.ddp.reducer.stats["comm_seconds"],
+                   "exposed_comm_seconds": self.ddp.reducer.stats["exposed_seconds"]}
+        for k, v in last_eval.items():
+            if k not in ("kind", "step"):
+                summary["test_" + k if k != "loss" else "test_loss"] = v
+        if self.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+            np.savez(self.out / "model.npz", **self.model_state())
+        return summary
+
+
+def train(cfg, out_dir, comm, resume=False, trace=False):
+    return Trainer(cfg, out_dir, comm, resume=resume, trace=trace).fit()
