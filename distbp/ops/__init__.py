@@ -1,0 +1,25 @@
+"""The closed set of primitive ops. Each is one `Function` subclass, forward and backward side by side.
+
+Everything else in distbp (mean, var, softmax callers, cross_entropy, dropout, embedding ...) is
+composed from these in distbp/tensor.py and distbp/nn/functional.py and owns no backward.
+Add a primitive only when composing would be slow or numerically poor.
+
+    elementwise.py  Add Sub Mul Div Pow Neg Exp Log Sqrt Abs Clip Relu Tanh Sigmoid Gelu Where
+    reduce.py       Sum Max
+    movement.py     Reshape Permute Expand GetItem Cat
+    linalg.py       MatMul Linear
+    nn.py           LogSoftmax Softmax Conv2d MaxPool2d AvgPool2d BatchNorm LayerNorm
+"""
+
+REGISTRY = {}
+
+
+def primitive(cls):
+    """Register a Function subclass as a built-in primitive (once, by name)."""
+    if cls.__name__ in REGISTRY:
+        raise ValueError(f"primitive {cls.__name__!r} registered twice")
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+from distbp.ops import elementwise, linalg, movement, nn, reduce  # noqa: E402,F401  (fills REGISTRY)
