@@ -1,1 +1,17 @@
-"""distbp.comm"""
+"""distbp.comm: collectives on numpy arrays. Knows nothing about models.
+
+    comm = distbp.comm.init()              # auto: mpi under mpiexec, local inside spawn, else single
+    comm.allreduce(grad, op="sum")         # in place, returns grad
+    work = comm.allreduce_async(bucket); ...; work.wait()
+    comm.broadcast(params, root=0); comm.allgather(x); comm.barrier()
+    comm.broadcast_object({"model": "cnn"}); comm.allgather_object(n_params)
+    results = distbp.comm.spawn(fn, nprocs=4)   # local multi-process world over shared memory
+
+Backends: single.py (size 1), local.py (shared memory), mpi.py (mpi4py). allreduce on local and mpi
+is the same ring algorithm (ring.py) over two transports. Benchmark: `distbp bench allreduce`.
+"""
+from distbp.comm.base import CommError, Communicator, Work
+from distbp.comm.launch import spawn
+from distbp.comm.world import init
+
+__all__ = ["CommError", "Communicator", "Work", "init", "spawn"]

@@ -1,0 +1,271 @@
+"""The Communicator interface every backend implements, its async handle, and CommError.
+
+A communicator moves numpy arrays only. Collectives run in the order they are issued, on every
+rank in the same order (as in MPI / torch.distributed). Async collectives run on one communication
+thread per communicator, in FIFO order, so `allreduce_async` overlaps with the caller's compute
+(numpy releases the GIL for copies and adds). A synchronous call issued while async work is queued
+waits behind it; with nothing queued it runs inline on the caller's thread (no hand-off latency).
+
+Subclasses provide `transport` (see ring.py: sendrecv/send/recv to ring neighbours) or override the
+`_allreduce` / `_broadcast` / `_allgather` methods.
+"""
+import json
+import os
+import queue
+import threading
+
+import numpy as np
+
+from distbp.comm import ring
+
+# op name -> numpy ufunc applied as ufunc(acc, incoming, out=acc). "mean" is sum then divide.
+OPS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
+# Fixed codes for the debug header (the same on every rank, whatever numpy's dtype.num says).
+DTYPES = ["float32", "float64", "int32", "int64", "float16", "int8", "int16", "uint8", "uint16",
+          "uint32", "uint64", "bool", "complex64", "complex128"]
+OPCODES = ["allreduce", "broadcast", "allgather", "barrier"]
+REDUCE_CODES = ["", "sum", "max", "min", "mean"]
+
+
+class CommError(RuntimeError):
+    """A collective failed: a peer died, stopped answering, or called a different collective.
+
+    `rank` is the peer held responsible (None when unknown), `op` the collective's name."""
+
+    def __init__(self, message, rank=None, op=None):
+        super().__init__(message)
+        self.rank, self.op = rank, op
+
+
+class Work:
+    """Handle of an async collective (torch.distributed calls it Work). `wait()` returns the array."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self._result = self._error = None
+
+    def _finish(self, result=None, error=None):
+        self._result, self._error = result, error
+        self._done.set()
+
+    def is_completed(self):
+        return self._done.is_set()
+
+    def wait(self, timeout=None):
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"async collective not finished after {timeout}s")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _check_array(array, what):
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{what} needs a numpy array, got {type(array).__name__}")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError(f"{what} needs a C-contiguous writeable array (use np.ascontiguousarray); "
+                         f"got shape {array.shape} strides {array.strides}")
+    return array.reshape(-1)
+
+
+class Communicator:
+    """rank, size, and the collectives. Backends: single.py, local.py (shared memory), mpi.py."""
+
+    backend = "base"
+
+    def __init__(self, rank, size, timeout=30.0, debug=None):
+        self.rank, self.size, self.timeout = rank, size, float(timeout)
+        if debug is None:
+            debug = os.environ.get("DISTBP_COMM_DEBUG", "") not in ("", "0")
+        self.debug = bool(debug)
+        self.transport = None
+        self._seq = 0  # collectives issued; part of the debug header
+        self._queue = None
+        self._thread = None
+        self._pending = 0
+        self._plock = threading.Lock()  # guards _pending (+= is not atomic across threads)
+        self._lock = threading.Lock()  # held while a collective executes
+        self._broken = None  # the CommError that broke this communicator
+        self._closed = False
+
+    def __repr__(self):
+        return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- public collectives ----
+    def allreduce(self, array, op="sum"):
+        """Reduce `array` in place across ranks (op: sum, max, min, mean) and return it."""
+        return self._call(self._allreduce_checked, self._reduce_args(array, op)).wait()
+
+    def allreduce_async(self, array, op="sum"):
+        """Like allreduce, returns a Work handle; `handle.wait()` returns the reduced array."""
+        return self._call(self._allreduce_checked, self._reduce_args(array, op), sync=False)
+
+    def broadcast(self, array, root=0):
+        """Copy rank `root`'s array into `array` on every rank, in place; returns it."""
+        flat = _check_array(array, "broadcast")
+        self._check_root(root, "broadcast")
+        return self._call(self._broadcast_checked, (array, flat, root)).wait()
+
+    def allgather(self, array):
+        """Returns an array of shape (size, *array.shape): row i is rank i's array."""
+        flat = _check_array(np.ascontiguousarray(array), "allgather")
+        return self._call(self._allgather_checked, (array, flat)).wait()
+
+    def barrier(self):
+        self._call(self._barrier_checked, ()).wait()
+
+    def broadcast_object(self, obj, root=0):
+        """Rank `root`'s JSON-able object on every rank (encoded as JSON bytes, never pickled)."""
+        self._check_root(root, "broadcast_object")
+        data = _encode(obj) if self.rank == root else b""
+        n = self.broadcast(np.array([len(data)], np.int64), root)[0]
+        buf = np.frombuffer(data, np.uint8).copy() if self.rank == root else np.empty(n, np.uint8)
+        return json.loads(self.broadcast(buf, root).tobytes())
+
+    def allgather_object(self, obj):
+        """List of every rank's JSON-able object, in rank order."""
+        data = _encode(obj)
+        lengths = self.allgather(np.array([len(data)], np.int64))[:, 0]
+        buf = np.zeros(int(lengths.max()), np.uint8)
+        buf[:len(data)] = np.frombuffer(data, np.uint8)
+        rows = self.allgather(buf)
+        return [json.loads(rows[i, :lengths[i]].tobytes()) for i in range(self.size)]
+
+    def gather_object(self, obj, root=0):
+        """List of every rank's object on `root`, None elsewhere."""
+        self._check_root(root, "gather_object")
+        objs = self.allgather_object(obj)
+        return objs if self.rank == root else None
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(self.timeout + 5)
+        self._close_transport()
+
+    # ---- execution: inline or on the communication thread, FIFO ----
+    def _call(self, fn, args, sync=True):
+        if self._closed:
+            raise CommError(f"{self!r} is closed", op=getattr(fn, "__name__", None))
+        work = Work()
+        if sync and self._pending == 0:
+            self._execute(fn, args, work)
+            return work
+        if self._thread is None:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._loop, name=f"distbp-comm-{self.rank}",
+                                            daemon=True)
+            self._thread.start()
+        with self._plock:
+            self._pending += 1
+        self._queue.put((fn, args, work))
+        return work
+
+    def _loop(self):
+        while (item := self._queue.get()) is not None:
+            fn, args, work = item
+            self._execute(fn, args, work)
+            with self._plock:
+                self._pending -= 1
+
+    def _execute(self, fn, args, work):
+        with self._lock:
+            if self._broken is not None:
+                return work._finish(error=self._broken)
+            try:
+                work._finish(fn(*args))
+            except CommError as e:
+                self._broken = e
+                work._finish(error=e)
+            except BaseException as e:  # handed to whoever waits
+                work._finish(error=e)
+
+    # ---- checked bodies (run on the executing thread) ----
+    def _reduce_args(self, array, op):
+        flat = _check_array(array, "allreduce")
+        if op not in OPS and op != "mean":
+            raise ValueError(f"allreduce op must be one of sum, max, min, mean; got {op!r}")
+        if op == "mean" and not np.issubdtype(array.dtype, np.inexact):
+            raise ValueError(f"allreduce op='mean' needs a floating dtype, got {array.dtype}")
+        return array, flat, op
+
+    def _allreduce_checked(self, array, flat, op):
+        self._header("allreduce", flat, REDUCE_CODES.index(op))
+        self._allreduce(flat, "sum" if op == "mean" else op)
+        if op == "mean" and self.size > 1:
+            np.divide(flat, self.size, out=flat)
+        return array
+
+    def _broadcast_checked(self, array, flat, root):
+        self._header("broadcast", flat, root)
+        self._broadcast(flat, root)
+        return array
+
+    def _allgather_checked(self, array, flat):
+        self._header("allgather", flat, 0)
+        out = np.empty((self.size, flat.size), flat.dtype)
+        self._allgather(flat, out)
+        return out.reshape((self.size,) + np.shape(array))
+
+    def _barrier_checked(self):
+        self._header("barrier", np.empty(0, np.uint8), 0)
+        self._allgather(np.zeros(1, np.uint8), np.empty((self.size, 1), np.uint8))
+
+    def _check_root(self, root, what):
+        if not 0 <= root < self.size:
+            raise ValueError(f"{what} root={root} is not a rank of a world of size {self.size}")
+
+    def _header(self, op, flat, extra):
+        """Debug mode: every rank gathers every rank's (op, dtype, count, seq, extra) and compares."""
+        self._seq += 1
+        if self.transport is not None:
+            self.transport.begin(op, self._seq)
+        if not self.debug or self.size == 1:
+            return
+        dt = DTYPES.index(flat.dtype.name) if flat.dtype.name in DTYPES else -1
+        mine = np.array([OPCODES.index(op), dt, flat.size, self._seq, extra], np.int64)
+        rows = np.empty((self.size, mine.size), np.int64)
+        self._allgather(mine, rows)
+        for r in range(1, self.size):
+            if not np.array_equal(rows[r], rows[0]):
+                raise CommError(f"mismatched collectives: rank 0 called {_describe(rows[0])} but "
+                                f"rank {r} called {_describe(rows[r])} (seen on rank {self.rank})",
+                                rank=r, op=op)
+
+    # ---- backend hooks: the ring over self.transport by default ----
+    def _allreduce(self, flat, op):
+        ring.allreduce(self.transport, flat, OPS[op])
+
+    def _broadcast(self, flat, root):
+        ring.broadcast(self.transport, flat, root)
+
+    def _allgather(self, flat, out):
+        ring.allgather(self.transport, flat, out)
+
+    def _close_transport(self):
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _describe(row):
+    op, dt, count, seq, extra = (int(x) for x in row)
+    dtype = DTYPES[dt] if dt >= 0 else "unsupported dtype"
+    detail = f", op={REDUCE_CODES[extra]}" if OPCODES[op] == "allreduce" else (
+        f", root={extra}" if OPCODES[op] == "broadcast" else "")
+    return f"{OPCODES[op]}({dtype}, count={count}{detail}) as collective #{seq}"
+
+
+def _encode(obj):
+    try:
+        return json.dumps(obj, separators=(",", ":")).encode()
+    except TypeError as e:
+        raise TypeError(f"object collectives carry JSON-able dicts/lists/str/numbers only: {e}") from None

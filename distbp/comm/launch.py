@@ -1,0 +1,173 @@
+"""The local launcher: start N worker processes linked by shared memory, collect their results.
+
+    def train(lr):                      # must be importable (a module-level function)
+        comm = distbp.comm.init("local")  # or "auto": the same code then runs under mpiexec
+        ...
+        return {"loss": loss}           # small picklable summary, returned to the launcher
+
+    results = distbp.comm.spawn(train, nprocs=4, args=(0.1,))   # [summary of rank 0, ..., rank 3]
+
+Workers run fn(*args); fn creates its communicator itself with init("local") (or init("auto")).
+If a worker raises, is killed, or hangs, the others are told through the shared header and stop;
+each worker still running `timeout` seconds after the first failure is killed; the segment is
+unlinked; spawn raises CommError naming the failed rank, with that rank's traceback. Ctrl-C is
+forwarded to the workers as SIGINT.
+"""
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import secrets
+import signal
+import sys
+import time
+import traceback
+from multiprocessing import shared_memory
+
+from distbp.comm import local
+from distbp.comm.base import CommError
+
+
+def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver",
+          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=local.DEFAULT_NSLOTS):
+    """Run fn(*args) in `nprocs` processes of a local world; return their results in rank order.
+
+    timeout: seconds a collective waits for a peer before raising CommError (exported to workers as
+    DISTBP_COMM_TIMEOUT), and how long workers get to exit after the first failure.
+    env: extra environment variables, set in each worker before fn runs."""
+    if not isinstance(nprocs, int) or nprocs < 1:
+        raise ValueError(f"spawn needs nprocs >= 1, got {nprocs!r}")
+    if slot_bytes % 64:
+        raise ValueError(f"slot_bytes must be a multiple of 64, got {slot_bytes}")
+    ctx = mp.get_context(start_method)
+    if start_method == "forkserver":
+        ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])
+    _, _, total = local.layout(nprocs, slot_bytes, nslots)
+    shm = shared_memory.SharedMemory(f"distbp_{os.getpid()}_{secrets.token_hex(4)}", create=True,
+                                     size=total)
+    procs = []
+    try:
+        header = shm.buf[:local.HEADER_WORDS * 8].cast("q")
+        header[0], header[1] = local.MAGIC, nprocs
+        header.release()
+        world_env = {local.ENV_NAME: shm.name, local.ENV_SIZE: str(nprocs),
+                     local.ENV_SLOT: str(slot_bytes), local.ENV_NSLOTS: str(nslots),
+                     local.ENV_TIMEOUT: str(float(timeout))}
+        for rank in range(nprocs):
+            worker_env = {**(env or {}), **world_env, local.ENV_RANK: str(rank)}
+            reader, writer = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker, args=(rank, worker_env, fn, args, writer),
+                            name=f"distbp-rank{rank}")
+            p.start()
+            writer.close()
+            procs.append((p, reader))
+        return _monitor(procs, shm, timeout)
+    except KeyboardInterrupt:
+        for p, _ in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        _reap(procs, min(timeout, 5.0))
+        raise
+    finally:
+        _reap(procs, 1.0)
+        shm.close()
+        shm.unlink()
+
+
+def _worker(rank, env, fn, args, conn):
+    os.environ.update(env)
+    try:
+        result = fn(*args)
+        from distbp.comm import world
+        world.close_all()
+        conn.send(("ok", result))
+    except BaseException as e:
+        # Secondary: this rank only noticed another rank's failure (the root cause is elsewhere).
+        secondary = isinstance(e, CommError) and e.rank is not None and e.rank != rank
+        if not secondary:
+            local.mark_failed(env[local.ENV_NAME], rank, 1, 1)
+        conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc(), secondary,
+                   getattr(e, "rank", None), getattr(e, "op", None)))
+        conn.close()
+        sys.exit(1)
+
+
+def _monitor(procs, shm, timeout):
+    n = len(procs)
+    results, reported = [None] * n, [None] * n  # reported[r]: "ok" or an error tuple
+    failures, first_failure = [], None
+    open_conns = {reader: r for r, (_, reader) in enumerate(procs)}
+    while True:
+        waitables = list(open_conns) + [p.sentinel for p, _ in procs if p.exitcode is None]
+        if not waitables:
+            break
+        for obj in mp.connection.wait(waitables, timeout=0.2):
+            if obj in open_conns:
+                r = open_conns[obj]
+                try:
+                    msg = obj.recv()
+                except (EOFError, OSError):
+                    del open_conns[obj]
+                    continue
+                if msg[0] == "ok":
+                    results[r], reported[r] = msg[1], "ok"
+                else:
+                    reported[r] = msg
+                    failures.append((r, msg))
+        for r, (p, reader) in enumerate(procs):
+            if p.exitcode is not None and reader not in open_conns and reported[r] is None:
+                reported[r] = ("exit", p.exitcode)
+                failures.append((r, ("exit", p.exitcode)))
+                local.mark_failed(shm.buf, r, 2, p.exitcode)
+        if failures and first_failure is None:
+            first_failure = time.monotonic()
+        if first_failure is not None and time.monotonic() - first_failure > timeout:
+            for r, (p, _) in enumerate(procs):
+                if p.exitcode is None:
+                    p.kill()
+                    failures.append((r, ("hung", timeout)))
+            _reap(procs, 5.0)
+            break
+    if failures:
+        raise _spawn_error(failures, n)
+    return results
+
+
+def _spawn_error(failures, n):
+    """One CommError naming the root-cause rank: a rank that died or raised on its own, before
+    ranks that only noticed it (secondary), before ranks killed for hanging after it."""
+    def priority(item):
+        r, msg = item
+        if msg[0] == "exit":
+            return 0
+        if msg[0] == "error":
+            return 2 if msg[3] else 1
+        return 3
+    r, msg = min(failures, key=priority)
+    others = sorted({q for q, _ in failures} - {r})
+    tail = f" (ranks {others} also failed)" if others else ""
+    if msg[0] == "exit":
+        err = CommError(f"rank {r} of {n} {local.describe_exit(2, msg[1])}{tail}", rank=r)
+        err.traceback = ""
+    elif msg[0] == "error":
+        _, summary, tb, _, peer, op = msg
+        blamed = r if not msg[3] else (peer if peer is not None else r)
+        err = CommError(f"rank {r} of {n} failed: {summary}{tail}\n\n--- traceback of rank {r} ---\n{tb}",
+                        rank=blamed, op=op)
+        err.traceback = tb
+    else:
+        err = CommError(f"rank {r} of {n} did not finish within {msg[1]}s after another rank failed "
+                        f"and was killed{tail}", rank=r)
+        err.traceback = ""
+    err.failures = failures
+    return err
+
+
+def _reap(procs, grace):
+    """Wait up to `grace` seconds for workers to exit, then SIGKILL and join the rest."""
+    deadline = time.monotonic() + grace
+    for p, _ in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p, _ in procs:
+        if p.exitcode is None:
+            p.kill()
+            p.join()

@@ -1,0 +1,65 @@
+"""The ring collectives, written once against a transport and run by the MPI and local backends.
+
+A transport links each rank to its ring neighbours, left = rank-1 and right = rank+1 (mod size):
+
+    transport.sendrecv(send, recv, op=None)  # send -> right while recv <- left; if op, recv = op(recv, incoming)
+    transport.send(arr)                      # -> right
+    transport.recv(arr, op=None)             # <- left
+    transport.rank, transport.size, transport.op (the collective's name, for error messages)
+
+Transports split large messages into segments and stream them (the shared-memory transport through
+a ring buffer of slots, MPI with one Isend/Irecv per segment), so a receiver reduces segment k while
+segment k+1 is in flight. A sendrecv posts both directions before waiting, so the ring cannot deadlock.
+
+allreduce is reduce-scatter then all-gather: each rank sends and receives 2(N-1)/N of the buffer.
+The all-gather copies each chunk's owner's reduced bits, so every rank ends with identical bits.
+"""
+import numpy as np
+
+
+def chunk_bounds(n, size):
+    """Element offsets of `size` nearly equal chunks of n elements (some may be empty)."""
+    return [i * n // size for i in range(size + 1)]
+
+
+def allreduce(t, flat, op):
+    """Reduce the 1-D contiguous `flat` in place across the ring with ufunc `op` (np.add, ...)."""
+    n, r = t.size, t.rank
+    if n == 1:
+        return flat
+    b = chunk_bounds(flat.size, n)
+    chunk = lambda c: flat[b[c % n]:b[c % n + 1]]
+    # Reduce-scatter: at step s rank r passes on chunk r-s and folds chunk r-s-1 into its own copy.
+    # After N-1 steps rank r holds the full reduction of chunk r+1.
+    for s in range(n - 1):
+        t.sendrecv(chunk(r - s), chunk(r - s - 1), op)
+    # All-gather: pass the reduced chunks around; the receiver overwrites its copy.
+    for s in range(n - 1):
+        t.sendrecv(chunk(r + 1 - s), chunk(r - s))
+    return flat
+
+
+def allgather(t, flat, out):
+    """out[i] = rank i's `flat` for every i; out is (size, flat.size) and contiguous."""
+    n, r = t.size, t.rank
+    out[r] = flat
+    for s in range(n - 1):
+        t.sendrecv(out[(r - s) % n], out[(r - s - 1) % n])
+    return out
+
+
+def broadcast(t, flat, root, segment_bytes=1 << 20):
+    """Pipelined ring broadcast from `root`: every rank receives a segment from the left and passes
+    it right (unless the right is root), so the last rank starts receiving before the root finishes."""
+    n, r = t.size, t.rank
+    if n == 1:
+        return flat
+    step = max(1, segment_bytes // max(1, flat.itemsize))
+    starts = range(0, flat.size, step) if flat.size else [0]
+    for i in starts:
+        seg = flat[i:i + step]
+        if r != root:
+            t.recv(seg)
+        if (r + 1) % n != root:
+            t.send(seg)
+    return flat
