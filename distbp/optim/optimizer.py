@@ -1,0 +1,110 @@
+"""Optimizer base: `param_groups` (list of dicts) and per-parameter `state`, as in torch.optim.
+
+A parameter is anything with a numpy `.data` and a `.grad` (numpy array or None). Updates are
+applied in place to `p.data`, so views of it (flat buckets, shared weights) stay valid.
+
+`state_dict()` refers to parameters by their position across all groups, like torch, and holds only
+plain dicts, lists, numbers and numpy arrays, so it can be saved without pickle (npz + JSON).
+`load_state_dict` accepts the positions as ints or as strings (what a JSON round trip gives back).
+"""
+import copy
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}  # parameter -> dict of numpy arrays / numbers
+        self.param_groups = []
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        for group in params:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        ps = group["params"]
+        group["params"] = [ps] if hasattr(ps, "data") else list(ps)
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for i, p in enumerate(group["params"]):
+            if not hasattr(p, "data") or not hasattr(p, "grad"):
+                raise TypeError(f"param {i} of group {len(self.param_groups)} is a {type(p).__name__}, "
+                                "not a Tensor/Parameter")
+            if id(p) in seen:
+                raise ValueError(f"param {i} of group {len(self.param_groups)} already appears in "
+                                 "another parameter group")
+            seen.add(id(p))
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.fill(0)
+
+    def step(self):
+        raise NotImplementedError
+
+    # ---- serialisation -------------------------------------------------------------------------
+
+    def _params_in_order(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self):
+        """{'state': {index: {name: array|number}}, 'param_groups': [{..., 'params': [indices]}]}."""
+        index = {id(p): i for i, p in enumerate(self._params_in_order())}
+        state = {}
+        for p, s in self.state.items():
+            state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                   for k, v in s.items()}
+        groups = []
+        for group in self.param_groups:
+            g = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            g["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(g)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(groups)} parameter groups, "
+                             f"optimizer has {len(self.param_groups)}")
+        for i, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(mine["params"]):
+                raise ValueError(f"parameter group {i}: loaded state dict has {len(saved['params'])} "
+                                 f"parameters, optimizer has {len(mine['params'])}")
+        params = self._params_in_order()
+        saved_order = [int(i) for g in groups for i in g["params"]]
+        by_saved_index = dict(zip(saved_order, params))
+        self.state = {}
+        for key, s in state_dict["state"].items():
+            p = by_saved_index[int(key)]
+            self.state[p] = {}
+            for name, value in s.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != p.data.shape:
+                        raise ValueError(f"optimizer state '{name}' of parameter {key} has shape "
+                                         f"{value.shape}, parameter has shape {p.data.shape}")
+                    value = value.astype(p.data.dtype, copy=True)
+                self.state[p][name] = value
+        for saved, mine in zip(groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    mine[k] = copy.deepcopy(v)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])

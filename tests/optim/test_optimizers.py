@@ -1,0 +1,182 @@
+"""SGD, Adam and AdamW against torch.optim: same params, same gradient sequence, float64."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from distbp import optim
+from distbp.nn import Parameter
+
+SHAPES = [(4, 3), (3,), (2, 2, 3)]
+
+
+def make_params(seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s) for s in SHAPES]
+    ours = [Parameter(a.copy()) for a in arrays]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+def fake_grads(params_np, step):
+    """Gradients that depend on the current parameters (so trajectories diverge if updates do)."""
+    rng = np.random.default_rng(100 + step)
+    return [np.sin(p) + 0.5 * rng.standard_normal(p.shape) for p in params_np]
+
+
+def run(ours, theirs, opt, topt, steps, start=0):
+    for step in range(start, start + steps):
+        grads = fake_grads([p.data for p in ours], step)
+        for p, tp, g in zip(ours, theirs, grads):
+            p.grad = g.copy()
+            tp.grad = torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+
+
+def assert_same(ours, theirs, tol=1e-10):
+    for p, tp in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=tol, atol=tol)
+
+
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.05, momentum=0.8, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{k}" for n, k in CASES])
+def test_matches_torch_after_10_steps(name, kwargs):
+    ours, theirs = make_params()
+    opt = getattr(optim, name)(ours, **kwargs)
+    topt = getattr(torch.optim, name)(theirs, **kwargs)
+    run(ours, theirs, opt, topt, 10)
+    assert_same(ours, theirs)
+
+
+def test_param_groups_with_own_hyperparameters():
+    ours, theirs = make_params()
+    opt = optim.SGD([{"params": ours[:1], "lr": 0.5}, {"params": ours[1:]}], lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD([{"params": theirs[:1], "lr": 0.5}, {"params": theirs[1:]}], lr=0.1,
+                           momentum=0.9)
+    assert opt.param_groups[0]["lr"] == 0.5 and opt.param_groups[1]["lr"] == 0.1
+    run(ours, theirs, opt, topt, 10)
+    assert_same(ours, theirs)
+
+
+def test_params_without_grad_are_skipped():
+    ours, theirs = make_params()
+    opt, topt = optim.Adam(ours, lr=0.1), torch.optim.Adam(theirs, lr=0.1)
+    before = ours[1].data.copy()
+    ours[0].grad, theirs[0].grad = np.ones(SHAPES[0]), torch.ones(SHAPES[0], dtype=torch.float64)
+    opt.step()
+    topt.step()
+    assert_same(ours, theirs)
+    np.testing.assert_array_equal(ours[1].data, before)
+    assert ours[1] not in opt.state
+
+
+def test_update_is_in_place():
+    ours, _ = make_params()
+    view = ours[0].data
+    opt = optim.SGD(ours, lr=0.1, momentum=0.9)
+    ours[0].grad = np.ones(SHAPES[0])
+    opt.step()
+    assert ours[0].data is view
+
+
+def test_zero_grad():
+    ours, _ = make_params()
+    opt = optim.SGD(ours, lr=0.1)
+    for p in ours:
+        p.grad = np.ones(p.data.shape)
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in ours)
+    opt.zero_grad()
+    assert all(p.grad is None for p in ours)
+
+
+def json_round_trip(sd):
+    """What a checkpoint does: arrays aside (npz), the rest through JSON (int keys become str)."""
+    arrays = {(i, k): v for i, s in sd["state"].items() for k, v in s.items()
+              if isinstance(v, np.ndarray)}
+    rest = {"state": {i: {k: v for k, v in s.items() if not isinstance(v, np.ndarray)}
+                      for i, s in sd["state"].items()},
+            "param_groups": sd["param_groups"]}
+    back = json.loads(json.dumps(rest))
+    for (i, k), v in arrays.items():
+        back["state"][str(i)][k] = v.copy()
+    return back
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                         ("Adam", dict(lr=0.01, amsgrad=True)),
+                                         ("AdamW", dict(lr=0.01))])
+def test_state_dict_round_trip_continues_identically(name, kwargs):
+    ours, theirs = make_params()
+    opt = getattr(optim, name)(ours, **kwargs)
+    topt = getattr(torch.optim, name)(theirs, **kwargs)
+    run(ours, theirs, opt, topt, 5)
+    sd = opt.state_dict()
+    assert sorted(sd["state"][0]) == sorted(topt.state_dict()["state"][0])
+    assert sd["param_groups"][0]["params"] == [0, 1, 2]
+    # a fresh optimizer on a copy of the parameters, resumed from the (JSON-ed) state
+    resumed_params = [Parameter(p.data.copy()) for p in ours]
+    resumed = getattr(optim, name)(resumed_params, lr=123.0)
+    resumed.load_state_dict(json_round_trip(sd))
+    assert resumed.param_groups[0]["lr"] == kwargs["lr"]
+    run(ours, theirs, opt, topt, 5, start=5)
+    run(resumed_params, [torch.tensor(p.data) for p in resumed_params], resumed,
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0), 5, start=5)
+    for a, b in zip(ours, resumed_params):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert_same(ours, theirs)
+
+
+def test_state_dict_is_a_copy():
+    ours, _ = make_params()
+    opt = optim.SGD(ours, lr=0.1, momentum=0.9)
+    for p in ours:
+        p.grad = np.ones(p.data.shape)
+    opt.step()
+    sd = opt.state_dict()
+    sd["state"][0]["momentum_buffer"][...] = 7
+    assert not (opt.state[ours[0]]["momentum_buffer"] == 7).any()
+
+
+def test_load_state_dict_errors():
+    ours, _ = make_params()
+    opt = optim.Adam(ours)
+    for p in ours:
+        p.grad = np.ones(p.data.shape)
+    opt.step()
+    sd = opt.state_dict()
+    with pytest.raises(ValueError, match="has 3 parameters, optimizer has 2"):
+        optim.Adam(ours[:2]).load_state_dict(sd)
+    other = [Parameter(np.zeros((5,))), *ours[1:]]
+    with pytest.raises(ValueError, match=r"'exp_avg' of parameter 0 has shape \(4, 3\)"):
+        optim.Adam(other).load_state_dict(sd)
+
+
+def test_bad_arguments_name_the_culprit():
+    ours, _ = make_params()
+    with pytest.raises(ValueError, match="lr=-1"):
+        optim.SGD(ours, lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(ours, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam(ours, betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="already appears"):
+        optim.SGD([{"params": ours}, {"params": ours[:1]}], lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
