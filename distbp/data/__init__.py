@@ -6,14 +6,18 @@
                                augment=build_augment([{"shift": 3}]))
     for batch in loader: ...                                  # batch.x (n_r, 1, 40), batch.y (n_r,)
     for batch in EvalLoader(ParquetDataset("data/mnist1d", "test"), 256, rank, world_size): ...
+
+The trainer goes through ensure_prepared(cfg["data"]) and open_split(cfg["data"], "train").
 """
 from distbp.data.augment import (AUGMENTATIONS, Compose, GaussianNoise, RandomCrop, RandomFlip,
                                  RandomShift, build_augment)
 from distbp.data.builtins import BUILTINS, prepare
-from distbp.data.dataset import ArrayDataset
+from distbp.data.config import ensure_prepared, open_split
+from distbp.data.dataset import ArrayDataset, Dataset
 from distbp.data.loader import Batch, DistributedLoader, EvalLoader, split_sizes
 from distbp.data.parquet import ParquetDataset, read_meta
 
-__all__ = ["AUGMENTATIONS", "ArrayDataset", "BUILTINS", "Batch", "Compose", "DistributedLoader",
-           "EvalLoader", "GaussianNoise", "ParquetDataset", "RandomCrop", "RandomFlip", "RandomShift",
-           "build_augment", "prepare", "read_meta", "split_sizes"]
+__all__ = ["AUGMENTATIONS", "ArrayDataset", "BUILTINS", "Batch", "Compose", "Dataset",
+           "DistributedLoader", "EvalLoader", "GaussianNoise", "ParquetDataset", "RandomCrop",
+           "RandomFlip", "RandomShift", "build_augment", "ensure_prepared", "open_split", "prepare",
+           "read_meta", "split_sizes"]

@@ -1,16 +1,41 @@
 """The dataset interface the loaders use, and an in-memory implementation of it.
 
-A dataset is anything with `len(ds)`, `ds.sample_shape` and `ds.take(indices) -> (x, y)` where x is
-(n, *sample_shape) and y is (n,) labels (or (n, T) next-token targets). ParquetDataset reads rows
-from disk; ArrayDataset wraps numpy arrays already in memory (small experiments, tests).
+A dataset has `len(ds)`, `ds.sample_shape`, `ds.task` ("classification" or "lm") and
+`ds.take(indices) -> (x, y)`: x (n, *sample_shape), y (n,) labels or (n, T) next-token targets.
+ParquetDataset reads rows from disk; ArrayDataset wraps numpy arrays already in memory.
 """
 import numpy as np
 
+from distbp.data.loader import EvalLoader
 from distbp.errors import UsageError
 
 
-class ArrayDataset:
-    """x (N, *sample_shape) and y (N, ...) held in memory."""
+class Dataset:
+    """Shared behaviour on top of len / take / sample_shape / task / num_classes."""
+    task = "classification"
+    num_classes = None
+    vocab = None
+
+    def describe(self):
+        """What a model needs to know: shape, num_classes, and for text vocab_size and block_size."""
+        info = {"shape": tuple(self.sample_shape), "task": self.task, "rows": len(self)}
+        if self.task == "lm":
+            info.update(vocab_size=self.num_classes, block_size=self.sample_shape[-1],
+                        num_classes=self.num_classes)
+            if self.vocab is not None:
+                info["vocab"] = list(self.vocab)
+        else:
+            info["num_classes"] = self.num_classes
+        return info
+
+    def shard_batches(self, rank, world_size, batch_size):
+        """(x, y) of this rank's contiguous shard, every sample once over all ranks (EvalLoader)."""
+        for batch in EvalLoader(self, batch_size, rank, world_size):
+            yield batch.x, batch.y
+
+
+class ArrayDataset(Dataset):
+    """x (N, *sample_shape) and y (N,) labels (or (N, T) next-token targets) held in memory."""
 
     def __init__(self, x, y, num_classes=None):
         x, y = np.asarray(x), np.asarray(y)
@@ -18,8 +43,8 @@ class ArrayDataset:
             raise UsageError(f"ArrayDataset: x has {len(x)} rows but y has {len(y)}")
         self.x, self.y = x, y
         self.sample_shape = tuple(x.shape[1:])
-        self.num_classes = num_classes
         self.task = "classification" if y.ndim == 1 else "lm"
+        self.num_classes = int(num_classes) if num_classes else int(y.max()) + 1 if len(y) else 0
 
     def __len__(self):
         return len(self.x)

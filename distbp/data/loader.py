@@ -34,6 +34,12 @@ class Batch:
     def __len__(self):
         return len(self.indices)
 
+    def split(self, parts):
+        """`parts` micro-batches (np.array_split of the rows) for gradient accumulation."""
+        bounds = np.cumsum([0] + split_sizes(len(self), parts))
+        return [Batch(self.x[a:b], self.y[a:b], self.indices[a:b], self.step, self.epoch,
+                      self.global_size) for a, b in zip(bounds[:-1], bounds[1:])]
+
 
 def split_sizes(n, parts):
     """Sizes of np.array_split(range(n), parts): the first n % parts pieces get one extra row."""

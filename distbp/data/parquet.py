@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distbp.data.dataset import Dataset
 from distbp.errors import UsageError
 
 META_FILE = "meta.json"
@@ -98,19 +99,19 @@ def _check_columns(file, schema, wanted):
     return names
 
 
-class ParquetDataset:
+class ParquetDataset(Dataset):
     """Samples stored as Parquet rows; `take(indices)` reads only the row groups it needs.
 
     path:          a .parquet file, a directory of them, or a prepared dataset dir (with meta.json).
     split:         "train" / "test" inside a dataset dir (train.parquet or train/*.parquet).
-    feature_col, label_col, sample_shape, task: default to meta.json, else "features", "label",
-                   the list length, "classification".
+    feature_col, label_col, sample_shape, task, num_classes: default to meta.json, else
+                   "features", "label", the list length, "classification", max label + 1.
     dtype:         of x for classification (token ids are always int64).
     cache_bytes:   budget of the LRU cache of decoded row groups.
     """
 
     def __init__(self, path, split=None, feature_col=None, label_col=None, sample_shape=None,
-                 dtype=np.float32, task=None, cache_bytes=256 << 20):
+                 dtype=np.float32, task=None, num_classes=None, cache_bytes=256 << 20):
         path = Path(path)
         self.meta = (read_meta(path) if path.is_dir() else None) or {}
         self.files = resolve_files(path, split)
@@ -120,7 +121,7 @@ class ParquetDataset:
         self.feature_col = feature_col or self.meta.get("feature_col", "features")
         self.label_col = None if self.task == "lm" else (label_col or self.meta.get("label_col", "label"))
         self.dtype = np.dtype(np.int64 if self.task == "lm" else dtype)
-        self.num_classes = self.meta.get("num_classes")
+        self.vocab = self.meta.get("vocab")
         self._columns = [self.feature_col] + ([self.label_col] if self.label_col else [])
         self._readers = [_open(f) for f in self.files]
         row_length = self._check_schemas()
@@ -135,6 +136,7 @@ class ParquetDataset:
         self.cache_bytes = cache_bytes
         self._cache = OrderedDict()  # row-group number -> (x, y) decoded
         self.row_groups_read = 0     # decodes so far (cache misses): lets tests check locality
+        self.num_classes = int(num_classes or self.meta.get("num_classes") or self._label_max() + 1)
 
     def __len__(self):
         return int(self.starts[-1])
@@ -166,6 +168,25 @@ class ParquetDataset:
             raise UsageError(f"{self.files[0].parent}: files disagree on the length of "
                              f"{self.feature_col!r}: {sorted(lengths, key=str)}")
         return lengths.pop()
+
+    def _label_max(self):
+        """Largest label (or token id), from row-group statistics where the writer kept them."""
+        top = -1
+        col = self.label_col or self.feature_col
+        for reader in self._readers:
+            md = reader.metadata
+            leaf = next(i for i in range(md.num_columns)
+                        if md.schema.column(i).path.split(".")[0] == col)  # "features.list.element"
+            for g in range(md.num_row_groups):
+                stats = md.row_group(g).column(leaf).statistics
+                if stats is not None and stats.has_min_max:
+                    top = max(top, int(stats.max))
+                    continue
+                column = reader.read_row_group(g, columns=[col]).column(0)
+                if not self.label_col:
+                    column = pc.list_flatten(column)
+                top = max(top, pc.max(column).as_py() if len(column) else -1)
+        return top
 
     def _sample_shape(self, shape):
         if shape is None:
