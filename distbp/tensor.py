@@ -261,7 +261,7 @@ class Tensor:
         return self
 
     def __getitem__(self, index):
-        return M.GetItem.apply(self, _index_data(index))
+        return M.GetItem.apply(self, index=_index_data(index))
 
     # comparisons: no grad, bool tensors
     def __eq__(self, o):

@@ -28,11 +28,14 @@ class MatMul(Function):
         # promote 1-D operands to matrices like numpy does, then drop the added dims again
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        if a.ndim == 1 and b.ndim == 1:
+            g2 = np.reshape(g, (1, 1))
+        elif a.ndim == 1:
+            g2 = g[..., None, :]
+        elif b.ndim == 1:
+            g2 = g[..., None]
+        else:
+            g2 = g
         ga = gb = None
         if n[0]:
             ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
