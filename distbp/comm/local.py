@@ -60,6 +60,7 @@ class ShmTransport:
     def __init__(self, buf, rank, size, slot_bytes, nslots, timeout):
         self.rank, self.size, self.timeout, self.op = rank, size, timeout, "collective"
         self.slot_bytes, self.nslots = slot_bytes, nslots
+        self.block_bytes = slot_bytes  # ring.allreduce: one slot per exchange, blocks stay in cache
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
         hbytes, cbytes, _ = layout(size, slot_bytes, nslots)
         self._buf = buf
@@ -145,9 +146,9 @@ class ShmTransport:
 
     def _backoff(self, idle, peer):
         idle += 1
-        if idle < 32:  # a short spin: on an idle core the peer is usually microseconds away
+        if idle < 256:  # spin ~50us: on an idle core the peer is usually microseconds away
             return idle
-        if idle == 32:
+        if idle == 256:
             self._deadline = time.monotonic() + self.timeout
         self._check_abort()
         if idle & 15 == 0:
@@ -180,8 +181,11 @@ class ShmTransport:
 
     def close(self):
         self._in = self._out = self.header = None
-        self._mv.release()
-        self._buf.close()
+        try:  # views may still be alive (e.g. in a traceback); then the mapping goes with them
+            self._mv.release()
+            self._buf.close()
+        except BufferError:
+            pass
 
 
 def describe_exit(kind, code):

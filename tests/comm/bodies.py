@@ -1,0 +1,115 @@
+"""The multi-rank test body, run unchanged under every backend (local spawn, mpiexec, single).
+
+Each check takes a communicator, asserts, and returns how many things it checked; run_all returns
+a JSON-able summary so the launcher (spawn or mpiexec) can compare ranks.
+"""
+import numpy as np
+
+DTYPES = [np.float32, np.float64, np.int32, np.int64]
+OPS = {"sum": np.sum, "max": np.max, "min": np.min}
+
+
+def rank_data(rank, n, dtype, salt=0):
+    """Small integers, so float sums are exact and the expected result is unambiguous."""
+    rng = np.random.default_rng(1000 * rank + 7 * n + salt)
+    return rng.integers(-50, 50, n).astype(dtype)
+
+
+def expected(size, n, dtype, op, salt=0):
+    stack = np.stack([rank_data(q, n, dtype, salt) for q in range(size)])
+    if op == "mean":
+        return (stack.sum(0) / size).astype(dtype)
+    return OPS[op](stack, axis=0).astype(dtype)
+
+
+def lengths(size):
+    """Empty, smaller than the world, not divisible by it, a few slots long."""
+    return sorted({0, 1, max(0, size - 1), size + 1, 3 * size + 2, 1003, 300_001})
+
+
+def check_allreduce(comm):
+    k = 0
+    for n in lengths(comm.size):
+        for dtype in DTYPES:
+            ops = list(OPS) + (["mean"] if np.dtype(dtype).kind == "f" else [])
+            for op in ops:
+                x = rank_data(comm.rank, n, dtype, salt=len(op))
+                out = comm.allreduce(x, op=op)
+                assert out is x, "allreduce must work in place and return its argument"
+                want = expected(comm.size, n, dtype, op, salt=len(op))
+                assert x.dtype == dtype and np.array_equal(x, want), (n, dtype, op, x[:5], want[:5])
+                k += 1
+    return k
+
+
+def check_identical_bits(comm):
+    """Random float32 sums depend on order; every rank must still hold the very same bits."""
+    x = np.random.default_rng(comm.rank).standard_normal(100_003).astype(np.float32)
+    comm.allreduce(x)
+    rows = comm.allgather(x.view(np.uint32))
+    assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), "ranks differ in bits"
+    ref = np.stack([np.random.default_rng(q).standard_normal(100_003).astype(np.float32)
+                    for q in range(comm.size)]).astype(np.float64).sum(0)
+    assert np.allclose(x, ref, rtol=1e-5, atol=1e-4)
+    return 1
+
+
+def check_repeated(comm):
+    x = np.zeros(5000, np.int64)
+    for i in range(20):  # state must not leak from one call into the next
+        x[:] = comm.rank + i
+        comm.allreduce(x)
+        assert (x == sum(q + i for q in range(comm.size))).all(), i
+    return 20
+
+
+def check_async(comm):
+    size, works, arrays = comm.size, [], []
+    for i, n in enumerate([10, 700_000, 0, 33, 250_000]):
+        arrays.append(np.full(n, comm.rank + i, np.float64))
+        works.append(comm.allreduce_async(arrays[-1], op="max" if i % 2 else "sum"))
+    y = comm.allreduce(np.ones(3, np.int32))  # a sync call queued behind the async ones
+    assert (y == size).all()
+    for i, w in reversed(list(enumerate(works))):  # waited out of order
+        out = w.wait()
+        assert out is arrays[i]
+        want = (size - 1 + i) if i % 2 else sum(q + i for q in range(size))
+        assert (out == want).all(), (i, out[:3], want)
+    return len(works) + 1
+
+
+def check_broadcast_allgather(comm):
+    k = 0
+    for root in range(comm.size):
+        x = np.arange(12, dtype=np.float32).reshape(3, 4) + (comm.rank * 100)
+        assert comm.broadcast(x, root=root) is x
+        assert np.array_equal(x, np.arange(12, dtype=np.float32).reshape(3, 4) + root * 100)
+        k += 1
+    big = np.full(600_000, comm.rank, np.int32)
+    comm.broadcast(big, root=comm.size - 1)
+    assert (big == comm.size - 1).all()
+    g = comm.allgather(np.full((2, 3), comm.rank, np.int64))
+    assert g.shape == (comm.size, 2, 3) and all((g[q] == q).all() for q in range(comm.size))
+    assert comm.allgather(np.empty(0, np.float32)).shape == (comm.size, 0)
+    comm.barrier()
+    return k + 3
+
+
+def check_objects(comm):
+    meta = {"model": "cnn", "params": 1234, "rank": comm.rank, "layers": ["conv", "fc"]}
+    got = comm.broadcast_object(meta if comm.rank == 0 else None)
+    assert got == {**meta, "rank": 0}
+    every = comm.allgather_object({"rank": comm.rank, "text": "x" * comm.rank})
+    assert every == [{"rank": q, "text": "x" * q} for q in range(comm.size)]
+    gathered = comm.gather_object(comm.rank * 2, root=0)
+    assert gathered == ([2 * q for q in range(comm.size)] if comm.rank == 0 else None)
+    return 3
+
+
+CHECKS = [check_allreduce, check_identical_bits, check_repeated, check_async,
+          check_broadcast_allgather, check_objects]
+
+
+def run_all(comm):
+    counts = {check.__name__: check(comm) for check in CHECKS}
+    return {"rank": comm.rank, "size": comm.size, "backend": comm.backend, "counts": counts}

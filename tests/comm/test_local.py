@@ -1,0 +1,113 @@
+"""The shared multi-rank body under the local (shared-memory) backend, and the launcher's failure paths."""
+import glob
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+
+import distbp.comm
+from distbp.comm import CommError, spawn
+from tests.comm import workers
+
+
+def _my_segments():
+    return glob.glob(f"/dev/shm/distbp_{os.getpid()}_*")
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    yield
+    assert multiprocessing.active_children() == [], "worker processes left behind"
+    assert _my_segments() == [], "shared memory segments left behind"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
+def test_body(size):
+    results = spawn(workers.run_bodies, size, timeout=30)
+    assert [r["rank"] for r in results] == list(range(size))
+    assert all(r["size"] == size and r["backend"] == "local" for r in results)
+    assert all(r["counts"] == results[0]["counts"] for r in results)
+
+
+def test_large_buffer_100m_float32():
+    n = 100_000_000 + 3
+    results = spawn(workers.large_allreduce, 2, args=(n,), timeout=60)
+    assert all(r["ok"] for r in results)
+    assert results[0]["sum"] == results[1]["sum"]
+
+
+def test_spawn_returns_results_in_rank_order():
+    assert spawn(workers.return_rank, 3, args=(10,)) == [10, 11, 12]
+
+
+@pytest.mark.parametrize("how,needle", [("kill", "SIGKILL"), ("exit", "exited with code 3"),
+                                        ("raise", "ValueError: boom on rank 2")])
+def test_dead_peer_named(how, needle):
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.die_in_allreduce, 3, args=(2, how), timeout=10)
+    assert time.monotonic() - t0 < 10, "others must notice the death at once, not at the timeout"
+    assert info.value.rank == 2 and "rank 2" in str(info.value) and needle in str(info.value)
+    if how == "raise":
+        assert "Traceback" in info.value.traceback and "die_in_allreduce" in info.value.traceback
+
+
+def test_hung_peer_times_out_naming_it():
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 12, elapsed
+    msg = str(info.value)
+    assert info.value.rank == 1 and "allreduce timed out after 2.0s waiting for rank 1" in msg, msg
+
+
+@pytest.mark.parametrize("kind", ["count", "dtype"])
+def test_debug_mode_names_the_mismatch(kind):
+    results = spawn(workers.mismatch, 3, args=(kind, True), timeout=10)
+    detail = "count=12" if kind == "count" else "float64"
+    for r in results:  # every rank raises the same clear error, naming both calls
+        assert "mismatched collectives" in r["error"] and "rank 1" in r["error"], r
+        assert detail in r["error"] and "allreduce(float32, count=10" in r["error"], r
+
+
+def test_mismatch_without_debug_raises_not_corrupts():
+    with _either() as outcome:
+        outcome.value = spawn(workers.mismatch, 2, args=("count", False), timeout=5)
+    errors = [r["error"] for r in outcome.value] if outcome.value else [str(outcome.error)]
+    assert any(e and "rank" in e and "bytes" in e for e in errors), errors
+
+
+class _either:
+    """Context that accepts either results (every rank caught its CommError) or a CommError."""
+    def __enter__(self):
+        self.value = self.error = None
+        return self
+
+    def __exit__(self, typ, err, tb):
+        if isinstance(err, CommError):
+            self.error = err
+            return True
+        return False
+
+
+def test_bad_arguments():
+    comm = distbp.comm.init("single")
+    with pytest.raises(ValueError, match="op must be one of"):
+        comm.allreduce(np.ones(3), op="prod")
+    with pytest.raises(ValueError, match="floating dtype"):
+        comm.allreduce(np.ones(3, np.int32), op="mean")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        comm.allreduce(np.ones((4, 4))[:, 1])
+    with pytest.raises(TypeError, match="numpy array"):
+        comm.allreduce([1.0, 2.0])
+    with pytest.raises(ValueError, match="root=3"):
+        comm.broadcast(np.ones(2), root=3)
+    with pytest.raises(ValueError, match="unknown comm backend 'nccl'"):
+        distbp.comm.init("nccl")
+    with pytest.raises(CommError, match="distbp.comm.spawn"):
+        distbp.comm.init("local")
+    with pytest.raises(ValueError, match="nprocs"):
+        spawn(workers.return_rank, 0)

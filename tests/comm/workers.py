@@ -1,0 +1,62 @@
+"""Worker functions for distbp.comm.spawn in the tests (spawned functions must be importable)."""
+import os
+import signal
+import time
+
+import numpy as np
+
+import distbp.comm
+from tests.comm import bodies
+
+
+def run_bodies():
+    return bodies.run_all(distbp.comm.init("local"))
+
+
+def large_allreduce(n):
+    """n float32 per rank: returns a checksum of the result and whether it is right."""
+    comm = distbp.comm.init("local")
+    x = np.full(n, comm.rank + 1, np.float32)
+    x[::1000] = comm.rank
+    comm.allreduce(x)
+    total = sum(q + 1 for q in range(comm.size))
+    ok = bool((x[1::1000] == total).all() and (x[::1000] == total - comm.size).all()
+              and (x[-1] == (total if (n - 1) % 1000 else total - comm.size)))
+    return {"ok": ok, "sum": float(x[:1_000_000].astype(np.float64).sum())}
+
+
+def die_in_allreduce(victim, how):
+    """Rank `victim` dies (or hangs) instead of joining an allreduce; the others are inside it."""
+    comm = distbp.comm.init("local")
+    if comm.rank == victim:
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif how == "exit":
+            os._exit(3)
+        elif how == "raise":
+            raise ValueError(f"boom on rank {comm.rank}")
+        time.sleep(60)  # "hang": stops answering
+    t0 = time.monotonic()
+    try:
+        comm.allreduce(np.ones(1_000_000, np.float32))
+    except distbp.comm.CommError as e:
+        e.args = (f"{e.args[0]} [after {time.monotonic() - t0:.1f}s]",)
+        raise
+    return "unreachable"
+
+
+def mismatch(kind, debug):
+    """Rank 1 calls with a different count or dtype; returns the CommError each rank saw."""
+    comm = distbp.comm.init("local", debug=debug)
+    n, dtype = 10, np.float32
+    if comm.rank == 1:
+        n, dtype = (12, dtype) if kind == "count" else (n, np.float64)
+    try:
+        comm.allreduce(np.ones(n, dtype))
+    except distbp.comm.CommError as e:
+        return {"error": str(e), "rank": e.rank, "op": e.op}
+    return {"error": None}
+
+
+def return_rank(offset=0):
+    return distbp.comm.init("auto").rank + offset
