@@ -236,13 +236,13 @@ def backward(root, grad, retain_graph=False):
             in_grads = type(node).backward(node, g)
             if type(in_grads) is not tuple:
                 in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
-            if len(in_grads) < len(parents):
+            if len(in_grads) < len(parents) and any(needs[len(in_grads):]):
                 raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} grads "
                                    f"for {len(parents)} inputs")
         for i, p in enumerate(parents):
             if not needs[i]:
                 continue
-            pg = in_grads[i] if in_grads else None
+            pg = in_grads[i] if i < len(in_grads) else None
             c = p._ctx
             if pg is not None:
                 shape = np.shape(pg)
