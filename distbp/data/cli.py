@@ -7,10 +7,8 @@
 import argparse
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from distbp.data.builtins import BUILTINS, prepare
-from distbp.data.parquet import _open, read_meta, resolve_files
+from distbp.data.parquet import open_parquet, read_meta, resolve_files
 
 
 def _parser():
@@ -30,7 +28,7 @@ def _describe_files(files):
     """Lines: per file, rows / row groups / columns, from the footers only."""
     lines = []
     for file in files:
-        reader = _open(file)
+        reader = open_parquet(file)
         md = reader.metadata
         cols = ", ".join(f"{f.name}: {f.type}" for f in reader.schema_arrow)
         lines.append(f"    {file.name}: {md.num_rows} rows in {md.num_row_groups} row groups; {cols}")
@@ -42,7 +40,7 @@ def info(path):
     meta = read_meta(path) if path.is_dir() else None
     if meta is None:
         files = resolve_files(path)
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        rows = sum(open_parquet(f).metadata.num_rows for f in files)
         return "\n".join([f"{path}: {rows} rows in {len(files)} files"] + _describe_files(files))
     head = {k: v for k, v in meta.items() if k not in ("splits", "vocab", "format", "version")}
     lines = [f"{path}: distbp dataset " + ", ".join(f"{k}={v}" for k, v in head.items())]

@@ -84,7 +84,8 @@ def resolve_files(path, split=None):
     raise UsageError(f"{path}: no split {split!r} (expected {split}.parquet or {split}/ inside it)")
 
 
-def _open(file):
+def open_parquet(file):
+    """pq.ParquetFile (footer read only), or a UsageError naming the file."""
     try:
         return pq.ParquetFile(file)
     except (pa.ArrowException, OSError) as e:
@@ -123,7 +124,7 @@ class ParquetDataset(Dataset):
         self.dtype = np.dtype(np.int64 if self.task == "lm" else dtype)
         self.vocab = self.meta.get("vocab")
         self._columns = [self.feature_col] + ([self.label_col] if self.label_col else [])
-        self._readers = [_open(f) for f in self.files]
+        self._readers = [open_parquet(f) for f in self.files]
         row_length = self._check_schemas()
         self.row_length = row_length  # numbers per row in the feature column (None: variable lists)
         self.sample_shape = self._sample_shape(sample_shape or self.meta.get("sample_shape"))
