@@ -1,0 +1,86 @@
+"""The shared test body under mpiexec (run by tests/comm/test_mpi.py; also usable by hand):
+
+    mpiexec -n 4 python -m tests.comm.mpi_worker
+
+Each rank prints one line `OK {json summary}` (and `TIMEOUT-OK`), or `FAIL ...` and exits 1.
+Runs the body with the ring and with algorithm="native", then debug-mode mismatch detection, then
+(last, since it leaves MPI requests cancelled) the timeout of a silent peer, then exits without
+MPI_Finalize so the cancelled exchange cannot hang shutdown.
+"""
+import json
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+import distbp.comm
+from tests.comm import bodies
+
+
+def check_mismatch(comm):
+    n = 12 if comm.rank == comm.size - 1 else 10
+    try:
+        comm.allreduce(np.ones(n, np.float32))
+    except distbp.comm.CommError as e:
+        assert "mismatched collectives" in str(e) and "count=12" in str(e), str(e)
+        return 1
+    raise AssertionError("debug mode did not catch a count mismatch")
+
+
+def check_timeout(comm):
+    """The last rank stops answering; the others raise within the timeout, naming it."""
+    silent = comm.size - 1
+    if comm.rank == silent:
+        time.sleep(comm.timeout + 0.5)
+        return 1
+    t0 = time.monotonic()
+    try:
+        comm.allreduce(np.ones(1000, np.float32))
+    except distbp.comm.CommError as e:
+        elapsed = time.monotonic() - t0
+        assert e.op == "allreduce" and f"waiting for rank" in str(e), str(e)
+        assert elapsed < comm.timeout + 2, elapsed
+        return 1
+    raise AssertionError("allreduce with a silent peer did not time out")
+
+
+def say(line):
+    os.write(1, (line + "\n").encode())  # one write: lines of different ranks never interleave
+
+
+def main():
+    """The JSON-able summary of every check (the timeout check runs after it is printed)."""
+    comm = distbp.comm.init("mpi")
+    assert comm.backend == "mpi" and distbp.comm.init().backend in ("mpi", "single")
+    summary = bodies.run_all(comm)
+    native = distbp.comm.init("mpi", algorithm="native")
+    summary["native"] = bodies.check_allreduce(native) + bodies.check_identical_bits(native)
+    native.close()
+    if comm.size > 1:  # a size-1 world has no one to disagree with
+        summary["mismatch"] = check_mismatch(distbp.comm.init("mpi", debug=True))
+    return summary
+
+
+def finish(comm):
+    """The silent rank of check_timeout has printed already; the others report after it."""
+    if comm.size == 1:
+        return
+    ok = check_timeout(comm)
+    if comm.rank != comm.size - 1:
+        say(f"TIMEOUT-OK {comm.rank} {ok}")
+    time.sleep(0.5 if comm.rank != comm.size - 1 else 0.0)
+
+
+if __name__ == "__main__":
+    rank = os.environ.get("PMI_RANK", "?")
+    try:
+        say("OK " + json.dumps(main()))
+        finish(distbp.comm.init("mpi", timeout=1.0))
+        code = 0
+    except BaseException:
+        say(f"FAIL rank={rank}\n{traceback.format_exc()}")
+        code = 1
+    sys.stdout.flush()
+    os._exit(code)
