@@ -5,8 +5,8 @@ order backward produces their gradients), into flat buckets of about `bucket_byt
 parameter fires when backward has accumulated that parameter's last gradient contribution; it copies
 the gradient into its bucket slot, and when a bucket is full the bucket's all-reduce is started
 asynchronously while backward goes on with earlier layers. Buckets are started strictly in index
-order, so every rank issues the same collectives in the same order. When the last bucket has been
-started the reducer waits for all of them and points every `.grad` at its reduced slot.
+order, so every rank issues the same collectives in the same order. After backward, `finish()`
+waits for all of them and points every `.grad` at its reduced slot.
 
 The loss is normalised by the global batch, so the reduction is a plain sum (no division here).
 """
@@ -83,8 +83,6 @@ class Reducer:
         if b.pending == 0:
             b.t_ready = time.perf_counter()
             self._launch_ready()
-            if self._next == len(self.buckets):
-                self.finish()
 
     def _launch_ready(self):
         while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
@@ -111,10 +109,12 @@ class Reducer:
         self._launch_ready()
         t_end_backward = time.perf_counter()
         for b in self.buckets:
+            t_done = None
             if b.handle is not None:
                 b.handle.wait()
+                t_done = getattr(b.handle, "finished_at", None)   # when the comm thread finished
                 b.handle = None
-            t_done = time.perf_counter()
+            t_done = t_done or time.perf_counter()
             if self.tracer:
                 self.tracer.complete(f"allreduce bucket {b.index} ({b.nbytes / 2**20:.2f} MB)",
                                      b.t_launch, t_done, cat="comm", args={"bucket": b.index})

@@ -103,15 +103,23 @@ class Trainer:
         return F.cross_entropy(logits, y, reduction="sum"), y.shape[0]
 
     def train_step(self, step, batch):
+        """-> (loss of the global batch, global gradient norm or nan if the step was skipped)."""
+        if self.tracer:
+            self.tracer.step = step
+        loss = self.compute_gradients(batch)
+        return loss, self.apply_update(step)
+
+    def compute_gradients(self, batch):
+        """Forward and backward over the micro-batches; gradients reduced on the last one only.
+        Returns this rank's share of the global-batch loss."""
         tr = self.tracer
-        if tr:
-            tr.step = step
         accumulate = self.cfg["train"]["accumulate_steps"]
         per_sample = int(np.prod(batch.y.shape[1:])) if batch.y.ndim > 1 else 1
         global_count = self.cfg["train"]["global_batch_size"] * per_sample
         loss_total = 0.0
         micro = batch.split(accumulate)
         self.model.train()
+        self.optimizer.zero_grad()
         for k, mb in enumerate(micro):
             sync = self.ddp.no_sync() if k < len(micro) - 1 else nullcontext()
             with sync:
@@ -126,19 +134,23 @@ class Trainer:
                     tr.complete("backward", t1, t2)
             loss_total += float(loss.item())
         self.ddp.finish_gradient_sync()
-        t3 = time.perf_counter()
+        return loss_total
+
+    def apply_update(self, step):
+        """Check, clip and apply the reduced gradients. Returns the global gradient norm (nan when
+        the step was skipped)."""
+        t0 = time.perf_counter()
         grad_norm = self._check_gradients(step)
         if grad_norm is None:
-            self.optimizer.zero_grad()
-            return loss_total, float("nan")
+            return float("nan")
         clip = self.cfg["train"]["clip_grad_norm"]
         if clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         self.scheduler.step()
-        if tr:
-            tr.complete("optimizer step", t3, time.perf_counter())
-        return loss_total, grad_norm
+        if self.tracer:
+            self.tracer.complete("optimizer step", t0, time.perf_counter())
+        return grad_norm
 
     def _check_gradients(self, step):
         """Global gradient norm after the reduction (identical on every rank), or None if the step
@@ -285,7 +297,7 @@ class Trainer:
         if not self.is_main:
             return
         meta = {"config": self.cfg, "data_position": {"step": step},
-                "rng": distbp.random.get_state(),
+                "rng": distbp.random.default_generator().bit_generator.state,
                 "scheduler": self.scheduler.state_dict(),
                 "skipped_steps": self.skipped_steps, "world_size": self.world}
         ckpt.save_checkpoint(self.out / "checkpoints", step, self.model_state(),
@@ -298,7 +310,7 @@ class Trainer:
         self.model.load_state_dict(model_sd)
         self.optimizer.load_state_dict(optim_sd)
         self.scheduler.load_state_dict(meta["scheduler"])
-        distbp.random.set_state(meta["rng"])
+        distbp.random.default_generator().bit_generator.state = meta["rng"]
         self.start_step = meta["data_position"]["step"]
         self.skipped_steps = meta.get("skipped_steps", 0)
         self.log(f"resumed from {path.name} at step {self.start_step}")
