@@ -1,0 +1,211 @@
+"""`distbp bench allreduce`: time distbp's all-reduce against MPI's own and torch.distributed/gloo.
+
+    distbp bench allreduce --backend local --workers 4     # shared-memory ring (+ peers, same run)
+    mpiexec -n 4 distbp bench allreduce                    # MPI ring (mpi is the default under mpiexec)
+    distbp bench allreduce --sizes 4K,1M,40M --iters 20 --dtype float64
+
+Prints, per size: median time of a warmed-up call (the slowest rank's time for each call), algorithm
+bandwidth (bytes / time) and bus bandwidth (bytes * 2(N-1)/N / time, comparable across N as in
+nccl-tests), then the bus bandwidth of MPI_Allreduce (in place) and gloo's all_reduce and our ratio
+to each (>1: distbp is faster). With --backend local the MPI peer runs as `mpiexec -n N` in a
+subprocess; gloo runs in the same worker processes over loopback TCP when PyTorch is installed.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distbp.errors import UsageError
+
+SIZES = "4K,64K,1M,4M,16M,40M,100M"
+UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def parse_sizes(text):
+    sizes = []
+    for item in text.split(","):
+        item = item.strip().upper().removesuffix("B")
+        try:
+            sizes.append(int(float(item[:-1]) * UNITS[item[-1]]) if item[-1:] in UNITS else int(item))
+        except (ValueError, IndexError):
+            raise UsageError(f"--sizes: cannot read {item!r}; use bytes like 4K,1M,40M,100M") from None
+    return sizes
+
+
+def iterations(nbytes, iters):
+    return iters or int(max(5, min(200, 4e8 // max(nbytes, 1))))
+
+
+def time_calls(comm, fn, iters, warmup=3):
+    """Median over calls of the slowest rank's time (each call starts after a barrier)."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(iters)
+    for i in range(iters):
+        comm.barrier()
+        t0 = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - t0
+    return float(np.median(comm.allgather(times).max(0)))
+
+
+def run_rank(comm, sizes, iters, dtype, peers):
+    """Every rank runs this; returns {peer name: [seconds per size]} (None where not measured)."""
+    out = {name: [] for name in ["distbp", *peers]}
+    native = gloo = None
+    if "mpi" in peers:
+        from distbp.comm.mpi import MPICommunicator
+        native = MPICommunicator(algorithm="native")
+    if "gloo" in peers:
+        gloo = _gloo_group(comm)
+    for nbytes in sizes:
+        x = np.zeros(max(1, nbytes // np.dtype(dtype).itemsize), dtype)
+        k = iterations(nbytes, iters)
+        if "distbp" in out and comm.backend != "none":
+            out["distbp"].append(time_calls(comm, lambda: comm.allreduce(x), k))
+        if native is not None:
+            out["mpi"].append(time_calls(comm, lambda: native.allreduce(x), k))
+        if gloo is not None:
+            t = gloo.from_numpy(x)
+            out["gloo"].append(time_calls(comm, lambda: gloo.distributed.all_reduce(t), k))
+    if native is not None:
+        native.close()
+    if gloo is not None:
+        gloo.distributed.destroy_process_group()
+    return out
+
+
+def _gloo_group(comm):
+    """torch.distributed on gloo over loopback (benchmark peer only); None without PyTorch."""
+    try:
+        import torch
+        import torch.distributed
+    except ImportError:
+        return None
+    port = None
+    if comm.rank == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    port = comm.broadcast_object(port)
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
+                                         rank=comm.rank, world_size=comm.size)
+    return torch
+
+
+def _local_worker(sizes, iters, dtype, peers):
+    import distbp.comm
+    comm = distbp.comm.init("local")
+    return run_rank(comm, sizes, iters, dtype, peers)
+
+
+def _mpiexec():
+    exe = Path(sys.executable).parent / "mpiexec"
+    return str(exe) if exe.exists() else shutil.which("mpiexec")
+
+
+def _mpi_peer_subprocess(workers, args):
+    """MPI_Allreduce timings from `mpiexec -n workers` (for --backend local); None if unavailable."""
+    exe = _mpiexec()
+    if exe is None:
+        return None
+    cmd = [exe, "-n", str(workers), sys.executable, "-m", "distbp.comm.bench", "allreduce",
+           "--backend", "mpi", "--only-mpi", "--json", "--sizes", args.sizes, "--dtype", args.dtype,
+           "--iters", str(args.iters)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        print(f"(MPI peer failed: {proc.stderr.strip()[-300:]})", file=sys.stderr)
+        return None
+    return json.loads(lines[-1])["mpi"]
+
+
+def table(results, sizes, n, backend, dtype):
+    bus = 2 * (n - 1) / n if n > 1 else 1.0
+    peers = [p for p in ("mpi", "gloo") if results.get(p)]
+    head = f"{'size':>9} {'time(us)':>10} {'algbw GB/s':>11} {'busbw GB/s':>11}"
+    for p in peers:
+        head += f" | {p + ' busbw':>11} {'ratio':>6}"
+    lines = [f"distbp bench allreduce: backend={backend} N={n} dtype={dtype} "
+             f"(median over calls of the slowest rank, warmed up; ratio = distbp busbw / peer busbw)",
+             head]
+    for i, nbytes in enumerate(sizes):
+        t = results["distbp"][i]
+        row = f"{_fmt_bytes(nbytes):>9} {t * 1e6:10.1f} {nbytes / t / 1e9:11.2f} {nbytes * bus / t / 1e9:11.2f}"
+        for p in peers:
+            tp = results[p][i]
+            row += f" | {nbytes * bus / tp / 1e9:11.2f} {tp / t:6.2f}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def _fmt_bytes(n):
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+def main(argv):
+    from distbp.comm import world
+    p = argparse.ArgumentParser(prog="distbp bench", description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["allreduce"])
+    p.add_argument("--backend", choices=["mpi", "local"], default=None,
+                   help="default: mpi under mpiexec, else local")
+    p.add_argument("--workers", type=int, default=2, help="local backend: number of processes")
+    p.add_argument("--sizes", default=SIZES, help=f"bytes per rank, comma-separated (default {SIZES})")
+    p.add_argument("--iters", type=int, default=0, help="timed calls per size (default: by size)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "int32", "int64"])
+    p.add_argument("--no-peers", action="store_true", help="time distbp only")
+    p.add_argument("--only-mpi", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="print the raw timings as JSON")
+    args = p.parse_args(argv)
+    sizes = parse_sizes(args.sizes)
+    backend = args.backend or ("mpi" if world.mpi_world_size() > 1 else "local")
+    peers = [] if args.no_peers else ["mpi", "gloo"]
+    if backend == "mpi":
+        comm = world.init("mpi")
+        if args.only_mpi:
+            res = run_rank(_NoDistbp(comm), sizes, args.iters, args.dtype, ["mpi"])
+        else:
+            res = run_rank(comm, sizes, args.iters, args.dtype, peers)
+        n, rank = comm.size, comm.rank
+        comm.close()
+    else:
+        if args.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {args.workers}")
+        from distbp.comm import spawn
+        local_peers = [q for q in peers if q != "mpi"]
+        res = spawn(_local_worker, args.workers, args=(sizes, args.iters, args.dtype, local_peers),
+                    timeout=120)[0]
+        if "mpi" in peers:
+            res["mpi"] = _mpi_peer_subprocess(args.workers, args)
+        n, rank = args.workers, 0
+    if rank == 0:
+        if args.json:
+            print(json.dumps({"backend": backend, "n": n, "sizes": sizes, **res}))
+        else:
+            print(table(res, sizes, n, backend, args.dtype), flush=True)
+    return 0
+
+
+class _NoDistbp:
+    """Wraps a communicator for the MPI-only peer run: barrier/allgather still come from it."""
+    backend = "none"
+
+    def __init__(self, comm):
+        self._comm = comm
+        self.rank, self.size = comm.rank, comm.size
+        self.barrier, self.allgather, self.broadcast_object = comm.barrier, comm.allgather, comm.broadcast_object
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
