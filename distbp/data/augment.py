@@ -52,7 +52,8 @@ class RandomShift(Transform):
 
     def __init__(self, max_shift=2, fill="zero"):
         if not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
-            raise UsageError(f"{type(self).__name__}: shift must be an integer >= 0, got {max_shift!r}")
+            raise UsageError(f"{type(self).__name__}: shift must be an integer >= 0, "
+                             f"got {max_shift!r}")
         if fill not in ("zero", "wrap"):
             raise UsageError(f"{type(self).__name__}: fill must be 'zero' or 'wrap', got {fill!r}")
         self.max_shift, self.fill = int(max_shift), fill
@@ -70,8 +71,8 @@ class RandomShift(Transform):
 
 
 class RandomCrop(RandomShift):
-    """torchvision's RandomCrop(size=sample size, padding): zero-pad by `padding`, cut a random window
-    of the original size. That equals a zero-filled shift by up to `padding`, with its own stream."""
+    """torchvision's RandomCrop(size=sample size, padding): zero-pad by `padding`, cut a random
+    window of the original size. That equals a zero-filled shift by up to `padding` (own stream)."""
     stream = 0xC209
 
     def __init__(self, padding=2):
@@ -132,7 +133,8 @@ class Compose(Transform):
         return x
 
 
-AUGMENTATIONS = {"shift": RandomShift, "crop": RandomCrop, "flip": RandomFlip, "noise": GaussianNoise}
+AUGMENTATIONS = {"shift": RandomShift, "crop": RandomCrop, "flip": RandomFlip,
+                 "noise": GaussianNoise}
 
 
 def _build_one(name, value):
@@ -156,7 +158,8 @@ def build_augment(spec):
     if isinstance(spec, (str, dict)):
         spec = [spec]
     if not isinstance(spec, (list, tuple)):
-        raise UsageError(f"augment must be a list like [{{shift: 3}}, {{noise: 0.05}}], got {spec!r}")
+        raise UsageError(f"augment must be a list like [{{shift: 3}}, {{noise: 0.05}}], "
+                         f"got {spec!r}")
     transforms = []
     for item in spec:
         if isinstance(item, str):

@@ -3,12 +3,14 @@
     distbp data prepare mnist1d --out data/mnist1d
 
   mnist1d    MNIST-1D (Greydanus 2020) from the mnist1d package's make_dataset with its default
-             arguments (seed 42 unless given): 4000 train / 1000 test, 40 features, 10 classes, x (1, 40).
+             arguments (seed 42 unless given): 4000 train / 1000 test, 40 features, 10 classes,
+             x (1, 40).
   digits     scikit-learn's bundled 8x8 digits scaled to [0, 1]: stratified 1437 train / 360 test
              split drawn from the seed, 10 classes, x (1, 8, 8).
   pydoc      English text of Python's pydoc_data.topics (sorted keys, concatenated) for a
              character-level LM: first 90% train, last 10% test; rows of block_size+1 char ids with
-             stride block_size (x = tokens[:-1], y = tokens[1:]). Chars seen < 5 times in train -> id 0.
+             stride block_size (x = tokens[:-1], y = tokens[1:]). Chars seen < 5 times in train
+             map to id 0.
              The text is that of the running Python, so it differs slightly between Python versions.
   synthetic  Gaussian blobs for tests: 4 classes in 16 dims, 512 train / 128 test, x (1, 16).
 
@@ -50,8 +52,9 @@ def make_mnist1d(seed):
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    splits = {"train": {"features": d["x"].astype(np.float32), "label": d["y"].astype(np.int64)},
-              "test": {"features": d["x_test"].astype(np.float32), "label": d["y_test"].astype(np.int64)}}
+    splits = {split: {"features": d["x" + suffix].astype(np.float32),
+                      "label": d["y" + suffix].astype(np.int64)}
+              for split, suffix in (("train", ""), ("test", "_test"))}
     return splits, {"task": "classification", "sample_shape": [1, 40], "num_classes": 10}
 
 
@@ -84,7 +87,8 @@ def make_pydoc(seed, block_size=128, min_count=5):
 
     splits = {"train": {"tokens": rows(text[:cut])}, "test": {"tokens": rows(text[cut:])}}
     return splits, {"task": "lm", "feature_col": "tokens", "label_col": None,
-                    "sample_shape": [block_size], "num_classes": len(vocab), "block_size": block_size,
+                    "sample_shape": [block_size], "num_classes": len(vocab),
+                    "block_size": block_size,
                     "row_group_size": 256, "vocab": vocab, "unk_id": 0,
                     "text_chars": {"train": cut, "test": len(text) - cut}}
 
@@ -134,7 +138,8 @@ def _already_prepared(out, name, seed):
                          f"{meta.get('seed')}, not {name!r} with seed {seed}; choose another --out")
     missing = [s["file"] for s in meta.get("splits", {}).values() if not (out / s["file"]).exists()]
     if missing:
-        raise UsageError(f"{out}: dataset is incomplete (missing {missing}); remove it and prepare again")
+        raise UsageError(f"{out}: dataset is incomplete (missing {missing}); remove it and "
+                         f"prepare again")
     return True
 
 
@@ -160,7 +165,8 @@ def prepare(name, out_dir, seed=None):
                 "description": description, "feature_col": "features", "label_col": "label", **meta,
                 "splits": {}}
         for split, columns in splits.items():
-            write_table(tmp / f"{split}.parquet", columns, meta.get("row_group_size", ROW_GROUP_SIZE))
+            rows_per_group = meta.get("row_group_size", ROW_GROUP_SIZE)
+            write_table(tmp / f"{split}.parquet", columns, rows_per_group)
             rows = len(next(iter(columns.values())))
             meta["splits"][split] = {"file": f"{split}.parquet", "rows": rows}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")

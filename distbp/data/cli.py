@@ -17,10 +17,13 @@ def _parser():
     sub.add_parser("list", help="list the built-in datasets")
     prep = sub.add_parser("prepare", help="write a built-in dataset as Parquet")
     prep.add_argument("name", help=f"one of {', '.join(BUILTINS)}")
-    prep.add_argument("--out", required=True, help="directory to create (must not hold other files)")
-    prep.add_argument("--seed", type=int, default=None, help="generation seed (default per dataset)")
+    prep.add_argument("--out", required=True,
+                      help="directory to create (must not hold other files)")
+    prep.add_argument("--seed", type=int, default=None,
+                      help="generation seed (default per dataset)")
     info = sub.add_parser("info", help="rows, row groups, columns and splits of a dataset")
-    info.add_argument("path", help="a dataset directory, a directory of .parquet files, or one file")
+    info.add_argument("path",
+                      help="a dataset directory, a directory of .parquet files, or one file")
     return p
 
 
@@ -31,7 +34,8 @@ def _describe_files(files):
         reader = open_parquet(file)
         md = reader.metadata
         cols = ", ".join(f"{f.name}: {f.type}" for f in reader.schema_arrow)
-        lines.append(f"    {file.name}: {md.num_rows} rows in {md.num_row_groups} row groups; {cols}")
+        lines.append(f"    {file.name}: {md.num_rows} rows in {md.num_row_groups} row groups; "
+                     f"{cols}")
     return lines
 
 

@@ -17,7 +17,7 @@ class Dataset:
     vocab = None
 
     def describe(self):
-        """What a model needs to know: shape, num_classes, and for text vocab_size and block_size."""
+        """What a model needs: shape, num_classes, and for text vocab_size and block_size."""
         info = {"shape": tuple(self.sample_shape), "task": self.task, "rows": len(self)}
         if self.task == "lm":
             info.update(vocab_size=self.num_classes, block_size=self.sample_shape[-1],

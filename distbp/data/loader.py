@@ -3,15 +3,17 @@
 Training (DistributedLoader): global step s lies in epoch e = s // steps_per_epoch, batch
 b = s % steps_per_epoch. Epoch e's order is np.random.default_rng([seed, e]).permutation(N); global
 batch b is perm[b*B:(b+1)*B]; rank r takes the r-th piece of np.array_split(batch, world_size)
-(B=128 over 3 ranks -> 43/43/42 rows). The global batch sequence is a function of (seed, epoch, N, B)
-only, so a run is reproducible across world sizes, and a checkpoint needs just {"step": s}.
+(B=128 over 3 ranks -> 43/43/42 rows). The global batch sequence is a function of
+(seed, epoch, N, B) only, so a run is reproducible across world sizes, and a checkpoint needs
+just {"step": s}.
 
 Evaluation (EvalLoader): the test set is cut into world_size contiguous shards (array_split, no
 shuffle, nothing dropped), so every test sample is evaluated exactly once and each rank reads only
 the row groups of its own shard. All ranks get the same number of batches, so collectives stay in
 lockstep; sum losses and counts, then all-reduce the sums.
 
-    loader = DistributedLoader(ParquetDataset("data/mnist1d", "train"), 128, rank, world_size, seed=0)
+    train = ParquetDataset("data/mnist1d", "train")
+    loader = DistributedLoader(train, 128, rank, world_size, seed=0)
     for batch in loader:                 # endless: stop at your max_steps
         x, y = batch.x, batch.y          # (n_r, 1, 40), (n_r,)
 """
@@ -29,7 +31,7 @@ class Batch:
     indices: np.ndarray  # (n_r,) global sample indices of the rows
     step: int            # global step (training) or batch number (evaluation)
     epoch: int
-    global_size: int     # rows in the whole global batch, over all ranks: divide summed losses by it
+    global_size: int     # rows of the global batch over all ranks: divide summed losses by it
 
     def __len__(self):
         return len(self.indices)
@@ -169,6 +171,7 @@ class EvalLoader:
 
     def __iter__(self):
         n = len(self.dataset)
-        for b, indices in enumerate(np.array_split(self.indices, self.num_batches or 1)[:len(self)]):
+        pieces = np.array_split(self.indices, self.num_batches or 1)[:len(self)]
+        for b, indices in enumerate(pieces):
             x, y = self.dataset.take(indices)
             yield Batch(x, y, indices, b, 0, n)

@@ -3,7 +3,7 @@
 A dataset is one Parquet file, a directory of Parquet files, or a prepared distbp dataset directory:
 
     data/mnist1d/
-      meta.json        {"feature_col": "features", "label_col": "label", "sample_shape": [1, 40], ...}
+      meta.json        {"feature_col": "features", "label_col": "label", "sample_shape": [1, 40]..}
       train.parquet    (or train/ holding several .parquet files, read in sorted name order)
       test.parquet
 
@@ -31,7 +31,7 @@ from distbp.errors import UsageError
 
 META_FILE = "meta.json"
 META_FORMAT = "distbp-dataset"
-ROW_GROUP_SIZE = 512  # rows per row group when writing: small enough that a shard reads little extra
+ROW_GROUP_SIZE = 512  # rows per row group when writing: small, so a shard reads little extra
 
 
 def read_meta(directory):
@@ -49,7 +49,7 @@ def read_meta(directory):
 
 
 def write_table(path, columns, row_group_size=ROW_GROUP_SIZE):
-    """Write {name: 2-D or 1-D numpy array} as Parquet; 2-D arrays become fixed-size list columns."""
+    """Write {name: numpy array} as Parquet; arrays of 2+ dims become fixed-size list columns."""
     arrays = {}
     for name, a in columns.items():
         a = np.ascontiguousarray(a)
@@ -120,7 +120,8 @@ class ParquetDataset(Dataset):
         if self.task not in ("classification", "lm"):
             raise UsageError(f"{path}: task must be 'classification' or 'lm', got {self.task!r}")
         self.feature_col = feature_col or self.meta.get("feature_col", "features")
-        self.label_col = None if self.task == "lm" else (label_col or self.meta.get("label_col", "label"))
+        self.label_col = (None if self.task == "lm"
+                          else label_col or self.meta.get("label_col", "label"))
         self.dtype = np.dtype(np.int64 if self.task == "lm" else dtype)
         self.vocab = self.meta.get("vocab")
         self._columns = [self.feature_col] + ([self.label_col] if self.label_col else [])
@@ -156,9 +157,10 @@ class ParquetDataset(Dataset):
             schema = reader.schema_arrow
             _check_columns(file, schema, self._columns)
             ftype = schema.field(self.feature_col).type
-            if not (pa.types.is_list(ftype) or pa.types.is_large_list(ftype)
-                    or pa.types.is_fixed_size_list(ftype)) or not (
-                    pa.types.is_integer(ftype.value_type) or pa.types.is_floating(ftype.value_type)):
+            is_list = (pa.types.is_list(ftype) or pa.types.is_large_list(ftype)
+                       or pa.types.is_fixed_size_list(ftype))
+            if not is_list or not (pa.types.is_integer(ftype.value_type)
+                                   or pa.types.is_floating(ftype.value_type)):
                 raise UsageError(f"{file}: feature column {self.feature_col!r} must be a list of "
                                  f"numbers per row, got {ftype}")
             if self.label_col and not pa.types.is_integer(schema.field(self.label_col).type):
@@ -199,8 +201,8 @@ class ParquetDataset(Dataset):
         stored = None if self.row_length is None else (
             self.row_length - 1 if self.task == "lm" else self.row_length)
         if stored is not None and int(np.prod(shape)) != stored:
-            raise UsageError(f"{self.files[0]}: column {self.feature_col!r} holds {stored} values per "
-                             f"sample, which cannot be reshaped to sample_shape {list(shape)}")
+            raise UsageError(f"{self.files[0]}: column {self.feature_col!r} holds {stored} values "
+                             f"per sample, which cannot be reshaped to sample_shape {list(shape)}")
         return shape
 
     # -- reading -------------------------------------------------------------------------------
@@ -220,8 +222,8 @@ class ParquetDataset(Dataset):
         width = int(np.prod(self.sample_shape)) + (1 if self.task == "lm" else 0)
         if len(lengths) and (lengths != width).any():
             bad = int(np.flatnonzero(lengths != width)[0])
-            raise UsageError(f"{file}: column {self.feature_col!r} row {int(self.starts[k]) + bad} has "
-                             f"{int(lengths[bad])} values, expected {width} (sample_shape "
+            raise UsageError(f"{file}: column {self.feature_col!r} row {int(self.starts[k]) + bad} "
+                             f"has {int(lengths[bad])} values, expected {width} (sample_shape "
                              f"{list(self.sample_shape)})")
         values = feats.flatten().to_numpy(zero_copy_only=False).reshape(len(feats), width)
         if self.task == "lm":
@@ -251,7 +253,7 @@ class ParquetDataset(Dataset):
         return np.searchsorted(self.starts, np.asarray(indices, dtype=np.int64), side="right") - 1
 
     def take(self, indices):
-        """Rows at global `indices`, in that order: x (n, *sample_shape), y (n,) (or (n, T) for lm)."""
+        """Rows at global `indices`, in order: x (n, *sample_shape), y (n,) (or (n, T) for lm)."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"indices out of range for a dataset of {len(self)} rows")
