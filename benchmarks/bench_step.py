@@ -1,0 +1,262 @@
+"""One training step (zero_grad, forward, cross-entropy, backward, SGD momentum step) in distbp,
+in PyTorch CPU and, for the MLP, in hand-written numpy. Prints a markdown table.
+
+    python benchmarks/bench_step.py                      # 1 thread, 100 reps per contender
+    python benchmarks/bench_step.py --threads 2 --reps 200 --out benchmarks/results/step.md
+
+Models (float32, random data, lr 0.01, momentum 0.9):
+  mlp  784-512-512-10, ReLU                              batch 128, and batch 8
+  cnn  conv 1->32 3x3, ReLU, maxpool 2, conv 32->64 3x3, ReLU, maxpool 2, linear 1600->10;
+       input 1x28x28, batch 128
+All contenders run the same thread count: torch.set_num_threads(n) and threadpoolctl limits numpy's
+BLAS to n. The contenders of one case are interleaved (each repetition runs every contender once,
+in a rotating order) so background load hits them alike; the time is the median over repetitions.
+
+Memory is measured in a fresh subprocess per contender: "step RSS" is the peak resident set during
+3 training steps minus the resident set just before them (Linux VmHWM, reset through
+/proc/self/clear_refs after the model, optimizer and data exist), i.e. the working memory of a step:
+activations, gradients, optimizer state, allocator caches. For numpy and
+distbp, "traced peak" is tracemalloc's peak of live numpy/python allocations during one step
+(torch's allocator is invisible to tracemalloc, so it has no such number).
+"""
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LR, MOMENTUM = 0.01, 0.9
+
+
+def data(model, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (batch, 784) if model == "mlp" else (batch, 1, 28, 28)
+    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, batch)
+
+
+# ---------------------------------------------------------------- contenders: build -> step()
+
+def build_distbp(model, batch):
+    import distbp
+    from distbp import nn, optim
+    from distbp.nn import functional as F
+    distbp.manual_seed(0)
+    if model == "mlp":
+        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                            nn.Linear(512, 10))
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(64 * 5 * 5, 10))
+    opt = optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = data(model, batch)
+    x = distbp.Tensor(x)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def build_torch(model, batch):
+    import torch
+    torch.manual_seed(0)
+    nn = torch.nn
+    if model == "mlp":
+        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                            nn.Linear(512, 10))
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(64 * 5 * 5, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = data(model, batch)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def build_numpy(model, batch):
+    """The MLP written out by hand: the floor a numpy framework can hope to reach."""
+    if model != "mlp":
+        raise ValueError("the hand-written numpy contender only implements the MLP")
+    rng = np.random.default_rng(0)
+    sizes = [784, 512, 512, 10]
+    Ws, bs = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(fan_in)
+        Ws.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+        bs.append(rng.uniform(-bound, bound, fan_out).astype(np.float32))
+    params = Ws + bs
+    bufs = [None] * len(params)
+    x, y = data(model, batch)
+    rows = np.arange(batch)
+
+    def step():
+        # forward
+        a1 = x @ Ws[0].T
+        a1 += bs[0]
+        h1 = np.maximum(a1, 0)
+        a2 = h1 @ Ws[1].T
+        a2 += bs[1]
+        h2 = np.maximum(a2, 0)
+        z = h2 @ Ws[2].T
+        z += bs[2]
+        # softmax cross-entropy, mean over the batch
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=1, keepdims=True)
+        loss = -np.log(p[rows, y]).mean()
+        # backward
+        dz = p
+        dz[rows, y] -= 1
+        dz /= batch
+        g = [None] * 6
+        g[2], g[5] = dz.T @ h2, dz.sum(0)
+        dh2 = dz @ Ws[2]
+        dh2 *= a2 > 0
+        g[1], g[4] = dh2.T @ h1, dh2.sum(0)
+        dh1 = dh2 @ Ws[1]
+        dh1 *= a1 > 0
+        g[0], g[3] = dh1.T @ x, dh1.sum(0)
+        # SGD with momentum (torch's rule: the first buffer is the gradient itself)
+        for i, (param, grad) in enumerate(zip(params, g)):
+            if bufs[i] is None:
+                bufs[i] = grad.copy()
+            else:
+                bufs[i] *= MOMENTUM
+                bufs[i] += grad
+            param -= LR * bufs[i]
+        return loss
+    return step
+
+
+BUILDERS = {"distbp": build_distbp, "torch": build_torch, "numpy": build_numpy}
+
+CASES = [  # (label, model, batch, contenders)
+    ("MLP 784-512-512-10, batch 128", "mlp", 128, ["distbp", "torch", "numpy"]),
+    ("CNN 2 conv + 2 pool + linear, batch 128", "cnn", 128, ["distbp", "torch"]),
+    ("MLP 784-512-512-10, batch 8", "mlp", 8, ["distbp", "torch", "numpy"]),
+]
+
+
+def limit_threads(n):
+    """Same thread count everywhere: torch's intra-op pool and numpy's BLAS."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+# ---------------------------------------------------------------- timing
+
+def time_case(model, batch, contenders, reps, warmup):
+    steps = {c: BUILDERS[c](model, batch) for c in contenders}
+    for c in contenders:
+        for _ in range(warmup):
+            steps[c]()
+    times = {c: [] for c in contenders}
+    for r in range(reps):
+        k = r % len(contenders)
+        for c in contenders[k:] + contenders[:k]:  # rotate who goes first
+            t0 = time.perf_counter()
+            steps[c]()
+            times[c].append(time.perf_counter() - t0)
+    return {c: float(np.median(v)) * 1e3 for c, v in times.items()}
+
+
+# ---------------------------------------------------------------- memory (one subprocess each)
+
+def _proc_status_kb(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {key}")
+
+
+def memory_child(framework, model, batch, threads):
+    if framework == "torch":
+        import torch  # noqa: F401  (imported before limiting threads so its pool is limited too)
+    limit_threads(threads)
+    step = BUILDERS[framework](model, batch)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    before = _proc_status_kb("VmRSS")
+    for _ in range(3):
+        step()
+    rss_kb = _proc_status_kb("VmHWM") - before
+    traced = None
+    if framework != "torch":
+        tracemalloc.start()
+        step()
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print(json.dumps({"rss_mb": rss_kb / 1024, "traced_mb": None if traced is None else traced / 2**20}))
+
+
+def measure_memory(framework, model, batch, threads):
+    out = subprocess.run([sys.executable, __file__, "--memory-child", framework, model, str(batch),
+                          "--threads", str(threads)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+def versions():
+    import torch
+    return f"numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    ap.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "MODEL", "BATCH"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        fw, model, batch = args.memory_child
+        memory_child(fw, model, int(batch), args.threads)
+        return 0
+
+    import torch  # noqa: F401
+    limit_threads(args.threads)
+    lines = [f"threads: {args.threads} (torch.set_num_threads + threadpoolctl), reps: {args.reps} "
+             f"interleaved, median ms/step; {versions()}", "",
+             "| case | contender | ms/step | distbp / this | step RSS MB | traced peak MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for label, model, batch, contenders in CASES:
+        ms = time_case(model, batch, contenders, args.reps, args.warmup)
+        for c in contenders:
+            mem = measure_memory(c, model, batch, args.threads)
+            ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
+            traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
+            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {mem['rss_mb']:.1f} | {traced} |")
+            print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
