@@ -30,7 +30,10 @@ SLOT_HEADER = 64
 ENV_NAME, ENV_RANK, ENV_SIZE = "DISTBP_LOCAL_SHM", "DISTBP_LOCAL_RANK", "DISTBP_LOCAL_SIZE"
 ENV_SLOT, ENV_NSLOTS, ENV_TIMEOUT = "DISTBP_LOCAL_SLOT_BYTES", "DISTBP_LOCAL_NSLOTS", "DISTBP_COMM_TIMEOUT"
 DEFAULT_SLOT_BYTES = 256 << 10  # fits in L2 with a few in flight: writer and reader hit cache
-DEFAULT_NSLOTS = 8
+DEFAULT_NSLOTS = 16  # 4 MB in flight per channel: an oversubscribed rank runs ahead, switches less
+BLOCK_BYTES = 1 << 20  # ring.allreduce block per rank: N MB stay in cache through all 2(N-1) steps
+POLLS_BEFORE_YIELD = 1000  # as MPICH: spin (the peer is on the other core), then yield it the core
+SLEEP_AFTER = 0.02  # seconds of waiting after which a rank sleeps between polls (a slow peer)
 
 
 def _round(n, to=4096):
@@ -60,7 +63,7 @@ class ShmTransport:
     def __init__(self, buf, rank, size, slot_bytes, nslots, timeout):
         self.rank, self.size, self.timeout, self.op = rank, size, timeout, "collective"
         self.slot_bytes, self.nslots = slot_bytes, nslots
-        self.block_bytes = slot_bytes  # ring.allreduce: one slot per exchange, blocks stay in cache
+        self.block_bytes = BLOCK_BYTES
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
         hbytes, cbytes, _ = layout(size, slot_bytes, nslots)
         self._buf = buf
@@ -146,17 +149,21 @@ class ShmTransport:
 
     def _backoff(self, idle, peer):
         idle += 1
-        if idle < 256:  # spin ~50us: on an idle core the peer is usually microseconds away
+        if idle < POLLS_BEFORE_YIELD:
             return idle
-        if idle == 256:
-            self._deadline = time.monotonic() + self.timeout
+        if idle == POLLS_BEFORE_YIELD:
+            self._since = time.monotonic()
         self._check_abort()
         if idle & 15 == 0:
-            if time.monotonic() > self._deadline:
+            waited = time.monotonic() - self._since
+            if waited > self.timeout:
                 self._timed_out(peer)
             if os.getppid() != self._ppid:
                 raise CommError(f"{self.op} aborted on rank {self.rank}: the launcher died", op=self.op)
-        time.sleep(0 if idle < 2000 else 0.0002)  # yield the core to the peer, later sleep
+            self._sleep = 0.0002 if waited > SLEEP_AFTER else 0
+        elif idle == POLLS_BEFORE_YIELD:
+            self._sleep = 0
+        time.sleep(self._sleep)  # 0: yield the core to the peer
         return idle
 
     def _check_abort(self):

@@ -3,6 +3,8 @@
 Each check takes a communicator, asserts, and returns how many things it checked; run_all returns
 a JSON-able summary so the launcher (spawn or mpiexec) can compare ranks.
 """
+import time
+
 import numpy as np
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64]
@@ -75,7 +77,19 @@ def check_async(comm):
         assert out is arrays[i]
         want = (size - 1 + i) if i % 2 else sum(q + i for q in range(size))
         assert (out == want).all(), (i, out[:3], want)
-    return len(works) + 1
+    return len(works) + 1 + check_background_progress(comm)
+
+
+def check_background_progress(comm):
+    """An async allreduce completes while the caller never waits (it overlaps with compute)."""
+    x = np.full(200_000, comm.rank, np.float32)
+    work = comm.allreduce_async(x)
+    deadline = time.monotonic() + 10
+    while not work.is_completed():  # stands in for backward compute that never calls into comm
+        assert time.monotonic() < deadline, "async allreduce made no progress in the background"
+        time.sleep(0.001)
+    assert (work.wait() == sum(range(comm.size))).all()
+    return 1
 
 
 def check_broadcast_allgather(comm):

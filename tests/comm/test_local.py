@@ -2,6 +2,9 @@
 import glob
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -91,6 +94,27 @@ class _either:
             self.error = err
             return True
         return False
+
+
+def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
+    """SIGINT to the launcher ends every worker (even one sleeping outside a collective)."""
+    code = ("import sys; from distbp.comm import spawn; from tests.comm import workers\n"
+            f"spawn(workers.sleep_in_allreduce, 3, args=({str(tmp_path / 'pid')!r},), timeout=60)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root})
+    deadline = time.monotonic() + 30
+    while len(glob.glob(str(tmp_path / "pid.*"))) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    pids = [int(open(f).read()) for f in glob.glob(str(tmp_path / "pid.*"))]
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert time.monotonic() - t0 < 10 and "KeyboardInterrupt" in err, err
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert glob.glob(f"/dev/shm/distbp_{proc.pid}_*") == []
 
 
 def test_bad_arguments():

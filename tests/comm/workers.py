@@ -60,3 +60,13 @@ def mismatch(kind, debug):
 
 def return_rank(offset=0):
     return distbp.comm.init("auto").rank + offset
+
+
+def sleep_in_allreduce(path):
+    """Every rank blocks in a collective that never completes (rank 0 never joins)."""
+    comm = distbp.comm.init("local")
+    with open(f"{path}.{comm.rank}", "w") as f:
+        f.write(str(os.getpid()))
+    if comm.rank == 0:
+        time.sleep(600)
+    comm.allreduce(np.ones(10))
