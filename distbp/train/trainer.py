@@ -309,11 +309,15 @@ class Trainer:
         ckpt.check_compatible(self.model_state(), model_sd, path)
         self.model.load_state_dict(model_sd)
         self.optimizer.load_state_dict(optim_sd)
-        self.scheduler.load_state_dict(meta["scheduler"])
+        self.scheduler.step(self.start_step_of(meta))   # the schedule follows this run's config
         distbp.random.default_generator().bit_generator.state = meta["rng"]
-        self.start_step = meta["data_position"]["step"]
+        self.start_step = self.start_step_of(meta)
         self.skipped_steps = meta.get("skipped_steps", 0)
         self.log(f"resumed from {path.name} at step {self.start_step}")
+
+    @staticmethod
+    def start_step_of(meta):
+        return int(meta["data_position"]["step"])
 
     def _summary(self, step, final_loss, last_eval, samples, train_time):
         summary = {"steps": step, "final_loss": final_loss, "world_size": self.world,
