@@ -13,30 +13,50 @@ def load(path, split):
     return ds.take(np.arange(len(ds)))
 
 
-def test_mnist1d_matches_the_package_generator(prepared):
-    from mnist1d.data import get_dataset_args, make_dataset
-    path = prepared("mnist1d")
+def test_mnist1d(prepared):
+    path = prepared("mnist1d")  # generated once per session: a few seconds
     x, y = load(path, "train")
     xt, yt = load(path, "test")
     assert x.shape == (4000, 1, 40) and xt.shape == (1000, 1, 40) and x.dtype == np.float32
-    assert np.bincount(y, minlength=10).sum() == 4000 and set(np.unique(y)) == set(range(10))
+    assert set(np.unique(y)) == set(np.unique(yt)) == set(range(10))
     assert np.bincount(np.concatenate([y, yt])).tolist() == [500] * 10  # 500 per class in total
+    assert abs(x.mean()) < 0.05 and abs(x.std() - 1) < 0.05  # make_dataset standardises
     meta = read_meta(path)
     assert meta["sample_shape"] == [1, 40] and meta["num_classes"] == 10 and meta["seed"] == 42
-    ref = make_dataset(get_dataset_args())  # canonical args: seed 42, generated offline
-    np.testing.assert_array_equal(x[:, 0], ref["x"].astype(np.float32))
-    np.testing.assert_array_equal(yt, ref["y_test"])
     assert pq.ParquetFile(path / "train.parquet").metadata.num_row_groups == 8  # 512-row groups
 
 
-def test_mnist1d_leaves_global_random_state_alone(monkeypatch):
+@pytest.fixture
+def small_mnist1d_args(monkeypatch):
+    """The real mnist1d generator on 50 samples instead of 5000, to stay fast."""
+    import mnist1d.data
+    real = mnist1d.data.get_dataset_args
+
+    def small():
+        args = real()
+        args.num_samples = 50
+        return args
+    monkeypatch.setattr(mnist1d.data, "get_dataset_args", small)
+    return small
+
+
+def test_mnist1d_is_the_package_generator_and_deterministic(small_mnist1d_args):
+    from mnist1d.data import make_dataset
+    from distbp.data.builtins import make_mnist1d
+    splits, _ = make_mnist1d(42)
+    ref = make_dataset(small_mnist1d_args())  # seed 42, generated offline
+    np.testing.assert_array_equal(splits["train"]["features"], ref["x"].astype(np.float32))
+    np.testing.assert_array_equal(splits["test"]["label"], ref["y_test"])
+    again, _ = make_mnist1d(42)
+    other, _ = make_mnist1d(1)
+    np.testing.assert_array_equal(again["test"]["features"], splits["test"]["features"])
+    assert not np.array_equal(other["test"]["features"], splits["test"]["features"])
+
+
+def test_mnist1d_leaves_global_random_state_alone(small_mnist1d_args):
     import random
 
-    import mnist1d.data
     from distbp.data.builtins import make_mnist1d
-    small = mnist1d.data.get_dataset_args()
-    small.num_samples = 50  # the real generator on fewer samples, to stay fast
-    monkeypatch.setattr(mnist1d.data, "get_dataset_args", lambda: small)
     np.random.seed(7)
     random.seed(7)
     before, py_before = np.random.get_state()[1].copy(), random.getstate()
@@ -143,3 +163,12 @@ def test_unknown_builtin_lists_the_valid_ones(tmp_path):
                        ", ".join(BUILTINS)):
         prepare("cifar", tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_concurrent_prepares_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(3) as pool:  # e.g. several ranks preparing on first use
+        paths = list(pool.map(lambda _: prepare("synthetic", tmp_path / "s"), range(3)))
+    assert paths == [tmp_path / "s"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # the losers' temp dirs are gone
+    assert len(ParquetDataset(tmp_path / "s", "train")) == 512
