@@ -1,0 +1,156 @@
+"""`distbp train --backend ray`: parameter servers and workers as Ray actors.
+
+    distbp train --config configs/mnist1d_mlp.yaml --backend ray                  # local Ray
+    RAY_ADDRESS=127.0.0.1:6379 distbp train --config ... --backend ray            # join a cluster
+    RAY_AUTH_MODE=token ray job submit --working-dir . -- \
+        distbp train --config configs/mnist1d_mlp.yaml --backend ray               # see launch/
+
+The driver (this process) never touches the training data: each worker actor opens the Parquet
+files and reads its own rows. Rank 0 is pinned to the driver's node and alone writes the run
+directory. When a worker actor dies, every actor of the attempt is killed and, while fewer than
+dist.max_failures restarts have happened, a new attempt resumes from the newest checkpoint (as Ray
+Train does); otherwise the run fails with a message naming the worker.
+"""
+import os
+import uuid
+from pathlib import Path
+
+from distbp.errors import UsageError
+
+NAMESPACE = "distbp"
+
+
+class WorkerDied(RuntimeError):
+    def __init__(self, rank, cause):
+        super().__init__(f"ray worker {rank} died: {cause}")
+        self.rank, self.cause = rank, cause
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--backend ray needs Ray: pip install 'distbp[ray]'") from None
+    return ray
+
+
+def check_config(cfg):
+    """Refuse what the parameter server does not do, before any actor starts."""
+    from distbp.data import open_split
+    from distbp.models import build_model
+    model = build_model(cfg["model"], open_split(cfg["data"], "train").describe())
+    norms = [n for n, m in model.named_modules() if hasattr(m, "running_mean")]
+    if norms:
+        raise UsageError(f"--backend ray does not synchronize batch-norm statistics; model "
+                         f"{cfg['model']['name']!r} has batch-norm layer {norms[0]!r}: use "
+                         "--backend local or mpi, or a model without batch-norm")
+    if cfg["dist"]["max_staleness"] and cfg["train"]["clip_grad_norm"]:
+        raise UsageError("train.clip_grad_norm needs the global gradient norm, which "
+                         "dist.max_staleness > 0 (asynchronous mode) does not have: set one to 0")
+    if cfg["dist"]["max_staleness"] and cfg["dist"]["max_failures"]:
+        raise UsageError("dist.max_failures restarts replay from a checkpoint, which an "
+                         "asynchronous run (dist.max_staleness > 0) cannot: set one to 0")
+
+
+def connect(address=None, workers=1):
+    """Join RAY_ADDRESS / --address, else a Ray started on this machine, else start one.
+    Returns True when this call started or joined Ray (and so should shut it down)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=True)
+    else:
+        try:
+            ray.init(address="auto", namespace=NAMESPACE)
+        except ConnectionError:
+            ray.init(address="local", namespace=NAMESPACE, num_cpus=max(os.cpu_count() or 1,
+                                                                        workers),
+                     include_dashboard=False, dashboard_host="127.0.0.1")
+    return True
+
+
+def run_ray(cfg, out, resume=False, address=None, trace=False):
+    check_config(cfg)
+    ray = _import_ray()
+    started = connect(address, cfg["dist"]["workers"])
+    try:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < cfg["dist"]["workers"]:
+            raise UsageError(f"dist.workers={cfg['dist']['workers']} needs one CPU each, the Ray "
+                             f"cluster has {cpus:g}; lower --workers or add Ray workers")
+        failures = 0
+        while True:
+            try:
+                summary = Attempt(cfg, out).run(resume, trace)
+                summary["restarts"] = failures
+                return summary
+            except WorkerDied as e:
+                if failures >= cfg["dist"]["max_failures"]:
+                    raise RuntimeError(f"{e}; dist.max_failures={cfg['dist']['max_failures']} "
+                                       "restarts allowed, so the run stops here (set "
+                                       "dist.max_failures and checkpoint.every_steps to restart "
+                                       "from the last checkpoint)") from None
+                failures += 1
+                resume = any((Path(out) / "checkpoints").glob("*.json"))
+                print(f"{e}; restart {failures}/{cfg['dist']['max_failures']} from "
+                      f"{'the last checkpoint' if resume else 'the start'}", flush=True)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class Attempt:
+    """One set of actors: K servers, one rendezvous, W workers. Killed as a whole on failure."""
+
+    def __init__(self, cfg, out):
+        ray = _import_ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from distbp.ray.comm import Rendezvous
+        from distbp.ray.server import ParameterServer
+        from distbp.ray.worker import Worker
+        self.cfg, self.out = cfg, str(out)
+        d = cfg["dist"]
+        run = uuid.uuid4().hex[:8]
+        self.rendezvous = ray.remote(num_cpus=0)(Rendezvous).options(
+            name=f"{run}-rendezvous").remote(d["workers"])
+        self.servers = [ray.remote(num_cpus=0)(ParameterServer).options(
+            name=f"{run}-server-{k}").remote(k, cfg, d["workers"]) for k in range(d["ps_shards"])]
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        worker_cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)
+        self.workers = [worker_cls.options(name=f"{run}-worker-{r}",
+                                           scheduling_strategy=here if r == 0 else "DEFAULT")
+                        .remote(r, d["workers"], self.rendezvous, os.getcwd())
+                        for r in range(d["workers"])]
+
+    def run(self, resume, trace):
+        ray = _import_ray()
+        futures = {w.fit.remote(self.cfg, self.out, self.servers, resume, trace): r
+                   for r, w in enumerate(self.workers)}
+        results = {}
+        try:
+            pending = list(futures)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                rank = futures[done[0]]
+                try:
+                    results[rank] = ray.get(done[0])
+                except ray.exceptions.RayActorError as e:
+                    raise WorkerDied(rank, _first_line(e)) from None
+                except ray.exceptions.RayTaskError as e:
+                    cause = getattr(e, "cause", None)
+                    raise (cause if isinstance(cause, Exception) else e) from None
+        finally:
+            self.kill()
+        return results[0]
+
+    def kill(self):
+        ray = _import_ray()
+        for actor in self.workers + self.servers + [self.rendezvous]:
+            ray.kill(actor, no_restart=True)
+
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return next((line for line in text if line.strip()), type(e).__name__)[:300]

@@ -1,0 +1,169 @@
+"""The parameter-server actor: owns one shard of the parameters and its optimizer state.
+
+Synchronous mode (dist.max_staleness=0, the default). For each step every worker pushes its
+gradient slice for this shard; when the last one has arrived the server sums them in rank order
+(the loss is already normalised by the global batch, so a plain sum is the global gradient) and
+answers every worker with the shard's squared gradient norm. The workers add up the norms of all
+shards, decide once (skip a non-finite step, clip to train.clip_grad_norm) and call `update`, which
+applies the optimizer and scheduler step exactly once and returns the new parameters. With one
+shard the server has the global norm itself, so `push(..., finalize=True)` does all of it in one
+round trip.
+
+Asynchronous mode (dist.max_staleness=S > 0). Each worker's gradient is applied as soon as it
+arrives (one optimizer update per push; the scheduler advances once per `world` pushes), and a
+worker that finished step s waits only until the slowest worker has finished step s + 1 - S.
+The result depends on arrival order: it is not deterministic.
+"""
+import asyncio
+import math
+
+import numpy as np
+
+from distbp.train.optim import build_optimizer, build_scheduler
+
+
+class _Piece:
+    """What an optimizer needs of a parameter: a flat view into the shard, and its gradient."""
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        self.data, self.grad = data, None
+
+
+class _PieceSet:
+    def __init__(self, ps):
+        self._ps = ps
+
+    def parameters(self):
+        return iter(self._ps)
+
+
+class _Round:
+    __slots__ = ("grads", "arrived", "event", "sq", "bad", "applied")
+
+    def __init__(self, world):
+        self.grads = [None] * world
+        self.arrived = 0
+        self.event = asyncio.Event()
+        self.sq, self.bad, self.applied = 0.0, None, False
+
+
+class ParameterServer:
+    def __init__(self, index, cfg, world):
+        self.index, self.cfg, self.world = index, cfg, world
+        self.max_staleness = cfg["dist"]["max_staleness"]
+        self.clip = cfg["train"]["clip_grad_norm"]
+        self.flat = None
+        self.rounds = {}
+        self.clocks = [0] * world      # async: steps pushed per worker
+        self.updates = 0
+        self.clock_changed = asyncio.Condition()
+
+    async def load(self, shard_pieces, flat, piece_states, scheduler_state, total_steps):
+        """Take this shard's parameters and optimizer state (from rank 0, fresh or resumed)."""
+        self.pieces = [tuple(p) for p in shard_pieces]
+        self.flat = np.array(flat, copy=True)           # writeable; the pieces are views of it
+        offsets = np.cumsum([0] + [b - a for _, a, b in self.pieces])
+        self.params = [_Piece(self.flat[offsets[j]:offsets[j + 1]])
+                       for j in range(len(self.pieces))]
+        self.offsets = offsets
+        self.optimizer = build_optimizer(self.cfg["optim"], _PieceSet(self.params))
+        self.scheduler = build_scheduler(self.cfg["optim"], self.optimizer, total_steps)
+        if any(piece_states):
+            groups = self.optimizer.state_dict()["param_groups"]
+            self.optimizer.load_state_dict({"state": dict(enumerate(piece_states)),
+                                            "param_groups": groups})
+        if scheduler_state is not None:
+            self.scheduler.load_state_dict(scheduler_state)
+        return self.flat.size
+
+    # -- synchronous mode ------------------------------------------------------------------------
+    async def push(self, step, rank, grad, finalize):
+        """-> (squared norm, first non-finite param index or None, new params if finalize)."""
+        r = self.rounds.get(step)
+        if r is None:
+            r = self.rounds[step] = _Round(self.world)
+        r.grads[rank] = grad
+        r.arrived += 1
+        if r.arrived == self.world:
+            total = np.array(r.grads[0], copy=True)
+            for g in r.grads[1:]:
+                total += g
+            r.grads = None                              # drop the pushed objects now
+            self.grad = total
+            r.sq, r.bad = self._norm(total)
+            if finalize:
+                self._apply_once(r, self._decide(r.sq, r.bad))
+            r.event.set()
+        else:
+            await r.event.wait()
+        self._forget_before(step)
+        return r.sq, r.bad, (self.flat if finalize else None)
+
+    async def update(self, step, scale):
+        """Apply the summed gradient of `step` times `scale` (None: skip the step), once."""
+        self._apply_once(self.rounds[step], scale)
+        return self.flat
+
+    def _decide(self, sq, bad):
+        """One shard holds everything: the same skip/clip decision the workers would make."""
+        if bad is not None:
+            return None
+        if not self.clip:
+            return 1.0
+        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
+        return min(self.clip / (norm + 1e-6), 1.0)
+
+    def _apply_once(self, r, scale):
+        if r.applied:
+            return
+        r.applied = True
+        if scale is None:
+            return
+        if scale < 1.0:
+            self.grad *= scale
+        self._step(self.grad)
+        self.scheduler.step()
+
+    def _step(self, grad):
+        for j, p in enumerate(self.params):
+            p.grad = grad[self.offsets[j]:self.offsets[j + 1]]
+        self.optimizer.step()
+
+    def _norm(self, grad):
+        sq, bad = 0.0, None
+        for j, (i, _, _) in enumerate(self.pieces):
+            g = grad[self.offsets[j]:self.offsets[j + 1]]
+            s = float(np.vdot(g, g))
+            if not math.isfinite(s) and bad is None:
+                bad = i
+            sq += s
+        return sq, bad
+
+    def _forget_before(self, step):
+        # every worker has reached `step`, so no one asks about earlier rounds again
+        for s in [s for s in self.rounds if s < step - 1]:
+            del self.rounds[s]
+
+    # -- asynchronous mode -----------------------------------------------------------------------
+    async def push_async(self, step, rank, grad):
+        """Apply one worker's gradient now; wait for the staleness bound; -> (sq, bad, params)."""
+        sq, bad = self._norm(grad)
+        if bad is None:
+            self._step(np.array(grad, copy=True))
+            self.updates += 1
+            if self.updates % self.world == 0:
+                self.scheduler.step()
+        async with self.clock_changed:
+            self.clocks[rank] = step + 1
+            self.clock_changed.notify_all()
+            await self.clock_changed.wait_for(
+                lambda: min(self.clocks) >= step + 1 - self.max_staleness)
+        return sq, bad, self.flat
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    async def state(self):
+        """-> (optimizer state per piece, scheduler state) for rank 0's checkpoint."""
+        sd = self.optimizer.state_dict()
+        return [sd["state"].get(j, {}) for j in range(len(self.params))], \
+            self.scheduler.state_dict()

@@ -1,0 +1,163 @@
+"""A Ray worker: the ordinary Trainer, with the gradient reduction replaced by the parameter servers.
+
+Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. What changes:
+  * the DDP reducer's hooks are removed: gradients are not all-reduced between workers;
+  * apply_update pushes the flat gradient, one slice per server shard (one numpy buffer each,
+    which Ray moves through its object store), and copies back the servers' new parameters;
+  * rank 0's checkpoints take the optimizer state from the servers, in the per-parameter layout
+    the other backends write, so a run can be resumed with any backend;
+  * on --resume only rank 0 reads the run directory; the others get the position from it, and
+    the parameters by the DDP broadcast (the nodes of a cluster need not share a disk).
+"""
+import math
+import os
+import time
+
+import numpy as np
+
+import distbp
+from distbp.ray.comm import RayCommunicator
+from distbp.ray.shards import join_state, pieces, shard_ranges, split_state
+from distbp.train.trainer import NonFiniteGradient, Trainer
+
+
+class RayTrainer(Trainer):
+    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=print):
+        self.servers = servers
+        super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log)
+        self.ddp.reducer.remove_hooks()
+        self.asynchronous = cfg["dist"]["max_staleness"] > 0
+        self.params = list(self.model.parameters())
+        dtypes = {p.data.dtype for p in self.params}
+        if len(dtypes) != 1:
+            raise ValueError(f"--backend ray needs one parameter dtype, the model has {dtypes}")
+        self.sizes = [p.data.size for p in self.params]
+        self.offsets = np.cumsum([0] + self.sizes)
+        self.flat = np.zeros(int(self.offsets[-1]), dtypes.pop())
+        self.ranges = shard_ranges(self.sizes, len(servers))
+        self.shard_pieces = [pieces(self.sizes, lo, hi) for lo, hi in self.ranges]
+        if self.is_main:
+            self._load_servers()
+        comm.barrier()
+
+    def _load_servers(self):
+        import ray
+        self._gather_params()
+        state = self.optimizer.state_dict()["state"]
+        sched = self.scheduler.state_dict()
+        ray.get([s.load.remote(pcs, self.flat[lo:hi], split_state(state, pcs), sched, self.steps)
+                 for s, pcs, (lo, hi) in zip(self.servers, self.shard_pieces, self.ranges)])
+
+    def _resume(self):
+        info = None
+        if self.is_main:
+            super()._resume()
+            info = {"step": self.start_step, "skipped": self.skipped_steps,
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": distbp.random.default_generator().bit_generator.state}
+        info = self.comm.broadcast_object(info)
+        if not self.is_main:
+            self.start_step, self.skipped_steps = info["step"], info["skipped"]
+            self.scheduler.load_state_dict(info["scheduler"])
+            distbp.random.default_generator().bit_generator.state = info["rng"]
+
+    # -- the step: push gradients, pull parameters ----------------------------------------------
+    def _gather_params(self):
+        for p, o in zip(self.params, self.offsets):
+            self.flat[o:o + p.data.size] = p.data.reshape(-1)
+
+    def _gather_grads(self):
+        for p, o in zip(self.params, self.offsets):
+            self.flat[o:o + p.data.size] = 0 if p.grad is None else p.grad.reshape(-1)
+
+    def _scatter_params(self, shards):
+        for (lo, hi), values in zip(self.ranges, shards):
+            self.flat[lo:hi] = values
+        for p, o in zip(self.params, self.offsets):
+            p.data[...] = self.flat[o:o + p.data.size].reshape(p.data.shape)
+
+    def apply_update(self, step):
+        import ray
+        t0 = time.perf_counter()
+        self._gather_grads()
+        g, servers = self.flat, self.servers
+        if self.asynchronous:
+            refs = [s.push_async.remote(step, self.rank, g[lo:hi])
+                    for s, (lo, hi) in zip(servers, self.ranges)]
+        else:
+            one = len(servers) == 1
+            refs = [s.push.remote(step, self.rank, g[lo:hi], one)
+                    for s, (lo, hi) in zip(servers, self.ranges)]
+        answers = ray.get(refs)
+        sq = sum(a[0] for a in answers)
+        bad = min((a[1] for a in answers if a[1] is not None), default=None)
+        norm, scale = self._decide(step, sq, bad)
+        if answers[0][2] is None:                 # several shards: tell them the decision
+            shards = ray.get([s.update.remote(step, scale) for s in servers])
+        else:
+            shards = [a[2] for a in answers]
+        self._scatter_params(shards)
+        if scale is not None:
+            self.scheduler.step()                 # the local copy only tracks the lr for logging
+        t1 = time.perf_counter()
+        stats = self.ddp.reducer.stats
+        stats["comm_seconds"] += t1 - t0
+        stats["exposed_seconds"] += t1 - t0
+        if self.tracer:
+            self.tracer.complete("push gradients / pull parameters", t0, t1, cat="comm")
+        return norm if scale is not None else float("nan")
+
+    def _decide(self, step, sq, bad):
+        """The local trainer's checks on the global gradient: -> (norm, scale or None to skip)."""
+        t = self.cfg["train"]
+        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
+        if t["warn_grad_norm"] and norm > t["warn_grad_norm"] and math.isfinite(norm):
+            self.log(f"warning: step {step}: global gradient norm {norm:.3g} exceeds "
+                     f"train.warn_grad_norm={t['warn_grad_norm']:g} (exploding gradients?)")
+        if bad is not None:
+            name = self._names()[bad]
+            if t["nonfinite"] == "stop":
+                raise NonFiniteGradient(f"step {step}: gradient of {name!r} is not finite "
+                                        "(train.nonfinite=stop); lower optim.lr or set "
+                                        "train.clip_grad_norm")
+            self.skipped_steps += 1
+            self.log(f"warning: step {step}: non-finite gradient in {name!r}; step skipped "
+                     f"({self.skipped_steps} so far)")
+            return norm, None
+        if t["clip_grad_norm"]:
+            return norm, min(t["clip_grad_norm"] / (norm + 1e-6), 1.0)
+        return norm, 1.0
+
+    def _names(self):
+        return [n for n, _ in self.model.named_parameters()]
+
+    # -- checkpoints and summary ------------------------------------------------------------------
+    def save_checkpoint(self, step):
+        if self.is_main:
+            import ray
+            answers = ray.get([s.state.remote() for s in self.servers])
+            shapes = [p.data.shape for p in self.params]
+            state = join_state(shapes, self.shard_pieces, [a[0] for a in answers])
+            groups = self.optimizer.state_dict()["param_groups"]
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        super().save_checkpoint(step)
+
+    def _summary(self, step, final_loss, last_eval, samples, train_time):
+        summary = super()._summary(step, final_loss, last_eval, samples, train_time)
+        summary.update(ps_shards=len(self.servers),
+                       mode="async" if self.asynchronous else "sync")
+        return summary
+
+
+class Worker:
+    """The Ray actor around one RayTrainer. Rank 0 runs on the driver's node and writes the run."""
+
+    def __init__(self, rank, world, rendezvous, cwd):
+        self.rank, self.world, self.rendezvous = rank, world, rendezvous
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)               # relative data and run paths mean what they meant to the user
+
+    def fit(self, cfg, out_dir, servers, resume, trace):
+        comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
+        trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace)
+        return trainer.fit()
