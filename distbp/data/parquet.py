@@ -115,6 +115,9 @@ class ParquetDataset(Dataset):
                  dtype=np.float32, task=None, num_classes=None, cache_bytes=256 << 20):
         path = Path(path)
         self.meta = (read_meta(path) if path.is_dir() else None) or {}
+        if self.meta and split is None:  # globbing *.parquet would mix train and test
+            raise UsageError(f"{path} is a distbp dataset: name a split, one of "
+                             f"{sorted(self.meta.get('splits', {}))}")
         self.files = resolve_files(path, split)
         self.task = task or self.meta.get("task", "classification")
         if self.task not in ("classification", "lm"):

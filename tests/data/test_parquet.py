@@ -159,3 +159,20 @@ def test_missing_path_and_split(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="holds no .parquet files"):
         ParquetDataset(tmp_path / "empty")
+
+
+def test_dataset_dir_needs_a_split(tmp_path):
+    from distbp.data import prepare
+    prepare("synthetic", tmp_path / "s")
+    with pytest.raises(UsageError, match=r"is a distbp dataset: name a split, one of \['test', 'train'\]"):
+        ParquetDataset(tmp_path / "s")
+
+
+def test_bad_meta_json_is_named(tmp_path):
+    make_file(tmp_path / "train.parquet")
+    (tmp_path / "meta.json").write_text("{not json")
+    with pytest.raises(UsageError, match=r"meta.json: not a readable distbp meta.json"):
+        ParquetDataset(tmp_path, "train")
+    (tmp_path / "meta.json").write_text('{"columns": []}')
+    with pytest.raises(UsageError, match=r"meta.json: not a distbp meta.json"):
+        ParquetDataset(tmp_path, "train")
