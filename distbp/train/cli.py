@@ -164,7 +164,7 @@ def _main_mpi(args, cfg, out):
     comm = C.init("mpi", timeout=cfg["dist"]["timeout"])
     if args.workers is not None and args.workers != comm.size:
         raise UsageError(f"--workers {args.workers} disagrees with the MPI world of {comm.size} "
-                         "ranks; drop --workers or launch mpirun -n {args.workers}")
+                         f"ranks; drop --workers or launch mpirun -n {args.workers}")
     cfg["dist"]["workers"] = comm.size
     if comm.rank == 0:
         check_out_dir(out, args.resume, args.force)   # same checks, every rank raises the same
