@@ -56,8 +56,9 @@ def time_calls(comm, fn, iters, warmup=3):
     return float(np.median(comm.allgather(times).max(0)))
 
 
-def run_rank(comm, sizes, iters, dtype, peers):
-    """Every rank runs this; returns {peer name: [seconds per size]} (None where not measured)."""
+def run_rank(comm, sizes, iters, dtype, peers, ours=True):
+    """Every rank runs this; returns {"distbp" and each peer: [seconds per size]}. `comm` also
+    provides the barriers and the gather of timings."""
     out = {name: [] for name in ["distbp", *peers]}
     native = gloo = None
     if "mpi" in peers:
@@ -68,7 +69,7 @@ def run_rank(comm, sizes, iters, dtype, peers):
     for nbytes in sizes:
         x = np.zeros(max(1, nbytes // np.dtype(dtype).itemsize), dtype)
         k = iterations(nbytes, iters)
-        if "distbp" in out and comm.backend != "none":
+        if ours:
             out["distbp"].append(time_calls(comm, lambda: comm.allreduce(x), k))
         if native is not None:
             out["mpi"].append(time_calls(comm, lambda: native.allreduce(x), k))
@@ -174,7 +175,7 @@ def main(argv):
     if backend == "mpi":
         comm = world.init("mpi")
         if args.only_mpi:
-            res = run_rank(_NoDistbp(comm), sizes, args.iters, args.dtype, ["mpi"])
+            res = run_rank(comm, sizes, args.iters, args.dtype, ["mpi"], ours=False)
         else:
             res = run_rank(comm, sizes, args.iters, args.dtype, peers)
         n, rank = comm.size, comm.rank
@@ -195,16 +196,6 @@ def main(argv):
         else:
             print(table(res, sizes, n, backend, args.dtype), flush=True)
     return 0
-
-
-class _NoDistbp:
-    """Wraps a communicator for the MPI-only peer run: barrier/allgather still come from it."""
-    backend = "none"
-
-    def __init__(self, comm):
-        self._comm = comm
-        self.rank, self.size = comm.rank, comm.size
-        self.barrier, self.allgather, self.broadcast_object = comm.barrier, comm.allgather, comm.broadcast_object
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ class MPITransport:
     def sendrecv(self, send, recv, op=None):
         if op is None:
             rreq = self.comm.Irecv(recv, self.left)
-            self._wait([self.comm.Isend(send, self.right), rreq], (self.right, self.left))
-            self._check_count(rreq, recv)
+            self._wait([self.comm.Isend(send, self.right), rreq], (self.right, self.left), recv.nbytes)
             return
         # Receive into scratch in segments; fold each in as it lands, while the rest stream in.
         if self._scratch.nbytes < recv.nbytes:
@@ -44,7 +43,7 @@ class MPITransport:
         rreqs = [self.comm.Irecv(tmp[i:i + step], self.left) for i in rstarts]
         sreqs = [self.comm.Isend(send[i:i + step], self.right) for i in sstarts]
         for i, req in zip(rstarts, rreqs):
-            self._wait([req], (self.left,))
+            self._wait([req], (self.left,), tmp[i:i + step].nbytes)
             op(recv[i:i + step], tmp[i:i + step], out=recv[i:i + step])
         self._wait(sreqs, (self.right,))
         if len(rstarts) != len(sstarts):
@@ -55,23 +54,21 @@ class MPITransport:
         self._wait([self.comm.Isend(arr, self.right)], (self.right,))
 
     def recv(self, arr, op=None):
-        req = self.comm.Irecv(arr, self.left)
-        self._wait([req], (self.left,))
+        self._wait([self.comm.Irecv(arr, self.left)], (self.left,), arr.nbytes)
 
-    def _check_count(self, req, recv):
-        pass  # MPI reports a longer message as a truncation error; see _wait
-
-    def _wait(self, reqs, peers):
-        """Poll until every request completes; spin first (latency), then yield, until the deadline."""
-        Testall = self.MPI.Request.Testall
+    def _wait(self, reqs, peers, expect=None):
+        """Poll until every request completes; spin first (latency), then yield, until the deadline.
+        expect: byte count the last request (a receive) must deliver; a longer message is an MPI
+        truncation error, a shorter one is caught here: both mean the ranks disagree on the size."""
+        Testall, statuses = self.MPI.Request.Testall, [self.MPI.Status() for _ in reqs]
         try:
-            for _ in range(64):
-                if Testall(reqs):
-                    return
-            deadline = time.monotonic() + self.timeout
             idle = 0
-            while not Testall(reqs):
+            while not Testall(reqs, statuses):
                 idle += 1
+                if idle < 64:
+                    continue
+                if idle == 64:
+                    deadline = time.monotonic() + self.timeout
                 if idle & 15 == 0 and time.monotonic() > deadline:
                     for r in reqs:
                         if r:
@@ -84,6 +81,11 @@ class MPITransport:
             raise CommError(f"{self.op} failed on rank {self.rank} talking to rank {peers[-1]}: {e} "
                             f"(different sizes or dtypes on different ranks? set DISTBP_COMM_DEBUG=1)",
                             rank=peers[-1], op=self.op) from None
+        if expect is not None and statuses[-1].Get_count(self.MPI.BYTE) != expect:
+            got = statuses[-1].Get_count(self.MPI.BYTE)
+            raise CommError(f"{self.op}: rank {self.left} sent a {got}-byte message but rank {self.rank} "
+                            f"expected {expect} bytes (different sizes or dtypes on different ranks; "
+                            f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=self.left, op=self.op)
 
     def close(self):
         pass
