@@ -63,7 +63,7 @@ class ShmTransport:
     def __init__(self, buf, rank, size, slot_bytes, nslots, timeout):
         self.rank, self.size, self.timeout, self.op = rank, size, timeout, "collective"
         self.slot_bytes, self.nslots = slot_bytes, nslots
-        self.block_bytes = BLOCK_BYTES
+        self.block_bytes = int(os.environ.get("DISTBP_LOCAL_BLOCK_BYTES", BLOCK_BYTES))  # 0: unblocked
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
         hbytes, cbytes, _ = layout(size, slot_bytes, nslots)
         self._buf = buf
