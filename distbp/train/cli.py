@@ -152,10 +152,7 @@ def _local_worker(cfg, out, resume, trace, quiet):
 
 def _worker(cfg, out, resume, trace, quiet, comm):
     from distbp.train.trainer import Trainer
-    trainer = Trainer(cfg, out, comm, resume=resume, trace=trace)
-    if quiet:
-        trainer.quiet = True
-    return trainer.fit()
+    return Trainer(cfg, out, comm, resume=resume, trace=trace, quiet=quiet).fit()
 
 
 def _main_mpi(args, cfg, out):

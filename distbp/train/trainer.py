@@ -46,8 +46,9 @@ def limit_threads(cfg, world_size):
 
 
 class Trainer:
-    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=print):
+    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=print, quiet=False):
         self.cfg, self.comm = cfg, comm
+        self.quiet = quiet
         self.out = Path(out_dir)
         self.rank, self.world = comm.rank, comm.size
         self.is_main = self.rank == 0
@@ -183,7 +184,7 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self):
         t = self.cfg["train"]
-        progress = Progress(self.steps, enabled=self.is_main)
+        progress = Progress(self.steps, enabled=self.is_main and not self.quiet)
         step = self.start_step
         it = iter(self.loader)
         train_time, samples, last_eval = 0.0, 0, None
