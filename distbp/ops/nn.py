@@ -56,16 +56,12 @@ def _pad(x, ph, pw, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
-def _scatter_windows(gwin, xshape, kh, kw, sh, sw, ph, pw, dtype):
-    """Adjoint of _windows: add gwin (N, C, Ho, Wo, kh, kw) back into an (N, C, H, W) array.
-    One vectorised add per kernel offset (kh*kw of them), never a loop over pixels."""
-    n, c, h, w = xshape
-    ho, wo = gwin.shape[2], gwin.shape[3]
-    gx = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+def _offsets(kh, kw, sh, sw, ho, wo):
+    """For each kernel offset (i, j): the strided slice of the padded input it touches."""
     for i in range(kh):
         for j in range(kw):
-            gx[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += gwin[:, :, :, :, i, j]
-    return gx[:, :, ph:ph + h, pw:pw + w] if (ph or pw) else gx
+            yield i, j, (slice(None), slice(None), slice(i, i + sh * (ho - 1) + 1, sh),
+                         slice(j, j + sw * (wo - 1) + 1, sw))
 
 
 def _out_size(size, k, s, p, what, xshape):
@@ -76,12 +72,18 @@ def _out_size(size, k, s, p, what, xshape):
     return o
 
 
+def _unpad(gx, ph, pw):
+    return gx[:, :, ph:gx.shape[2] - ph, pw:gx.shape[3] - pw] if (ph or pw) else gx
+
+
 @primitive
 class Conv2d(Function):
     """x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or None -> (N, O, Ho, Wo).
 
-    im2col: the windows view is copied once into a (N*Ho*Wo, C*kh*kw) matrix and multiplied by
-    the weight in one GEMM; backward is two GEMMs plus a kh*kw-step col2im.
+    im2col: the windows view is copied once into cols (C*kh*kw, N*Ho*Wo) (this layout keeps the
+    copy's inner loop contiguous); the GEMMs are oriented so N*Ho*Wo is the row count (tall-skinny
+    products are the fast ones in OpenBLAS), which leaves the output channels-last in memory.
+    Backward is two GEMMs plus col2im as kh*kw vectorised strided adds (no loop over pixels).
     """
 
     @staticmethod
@@ -95,9 +97,8 @@ class Conv2d(Function):
         _out_size(x.shape[3], kw, sw, pw, "conv2d", x.shape)
         win = _windows(_pad(x, ph, pw), kh, kw, sh, sw)            # (N, C, Ho, Wo, kh, kw)
         n, _, ho, wo = win.shape[:4]
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
-        w2 = weight.reshape(o, c * kh * kw)
-        out = cols @ w2.T                                           # (N*Ho*Wo, O)
+        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)
+        out = cols.T @ weight.reshape(o, c * kh * kw).T            # (N*Ho*Wo, O)
         if bias is not None:
             out += bias
         ctx.cols, ctx.weight, ctx.xshape = cols, weight, x.shape
@@ -109,40 +110,51 @@ class Conv2d(Function):
         kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
         w = ctx.weight
         o, c = w.shape[:2]
-        n = ctx.xshape[0]
+        n, _, h, wd = ctx.xshape
         need = ctx.needs_input_grad
-        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)       # (N*Ho*Wo, O)
-        gx = gw = gb = None
+        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)       # (N*Ho*Wo, O); a view if g is
+        gx = gw = gb = None                                         # channels-last like our output
         if need[1]:
-            gw = (g2.T @ ctx.cols).reshape(w.shape)
+            gw = (ctx.cols @ g2).T.reshape(w.shape)
         if len(need) > 2 and need[2]:
             gb = g2.sum(0)
         if need[0]:
-            gcols = (g2 @ w.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-            gx = _scatter_windows(gcols, ctx.xshape, kh, kw, sh, sw, ph, pw, g.dtype)
+            gcols = (g2 @ w.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw)
+            gxp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=g.dtype)  # channels-last
+            for i, j, _ in _offsets(kh, kw, sh, sw, ho, wo):
+                gxp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += gcols[..., i, j]
+            gx = _unpad(gxp.transpose(0, 3, 1, 2), ph, pw)
         return gx, gw, gb
 
 
 @primitive
 class MaxPool2d(Function):
+    """Max over each window (padding is -inf); ties send the grad to the first maximum, like torch.
+    Computed as kh*kw elementwise maxima over strided slices: no window copy."""
+
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-        _out_size(x.shape[2], kh, sh, ph, "max_pool2d", x.shape)
-        _out_size(x.shape[3], kw, sw, pw, "max_pool2d", x.shape)
-        win = _windows(_pad(x, ph, pw, -np.inf), kh, kw, sh, sw)
-        n, c, ho, wo = win.shape[:4]
-        flat = win.reshape(n, c, ho, wo, kh * kw)
-        arg = flat.argmax(axis=-1)
-        ctx.arg, ctx.xshape, ctx.geom = arg, x.shape, (kh, kw, sh, sw, ph, pw)
-        return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        ho = _out_size(x.shape[2], kh, sh, ph, "max_pool2d", x.shape)
+        wo = _out_size(x.shape[3], kw, sw, pw, "max_pool2d", x.shape)
+        xp = _pad(x, ph, pw, -np.inf)
+        out = None
+        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
+            out = xp[sl].copy() if out is None else np.maximum(out, xp[sl], out=out)
+        ctx.xp, ctx.out, ctx.geom = xp, out, (kh, kw, sh, sw, ph, pw, ho, wo)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        kh, kw, sh, sw, ph, pw = ctx.geom
-        onehot = ctx.arg[..., None] == np.arange(kh * kw)          # (N, C, Ho, Wo, kh*kw)
-        gwin = (onehot * g[..., None]).reshape(*g.shape, kh, kw)
-        return _scatter_windows(gwin, ctx.xshape, kh, kw, sh, sw, ph, pw, g.dtype)
+        kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
+        xp, out = ctx.xp, ctx.out
+        gxp = np.zeros(xp.shape, dtype=g.dtype)
+        free = np.ones(out.shape, dtype=bool)  # windows whose max has not been credited yet
+        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
+            hit = (xp[sl] == out) & free
+            free &= ~hit
+            gxp[sl] += g * hit
+        return _unpad(gxp, ph, pw)
 
 
 @primitive
@@ -152,17 +164,24 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-        _out_size(x.shape[2], kh, sh, ph, "avg_pool2d", x.shape)
-        _out_size(x.shape[3], kw, sw, pw, "avg_pool2d", x.shape)
-        win = _windows(_pad(x, ph, pw), kh, kw, sh, sw)
-        ctx.xshape, ctx.geom = x.shape, (kh, kw, sh, sw, ph, pw)
-        return win.mean(axis=(4, 5))
+        ho = _out_size(x.shape[2], kh, sh, ph, "avg_pool2d", x.shape)
+        wo = _out_size(x.shape[3], kw, sw, pw, "avg_pool2d", x.shape)
+        xp = _pad(x, ph, pw)
+        out = None
+        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
+            out = xp[sl].copy() if out is None else np.add(out, xp[sl], out=out)
+        ctx.pshape, ctx.geom = xp.shape, (kh, kw, sh, sw, ph, pw, ho, wo)
+        out *= np.asarray(1.0 / (kh * kw), dtype=out.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        kh, kw, sh, sw, ph, pw = ctx.geom
-        gwin = np.broadcast_to((g / (kh * kw))[..., None, None], (*g.shape, kh, kw))
-        return _scatter_windows(gwin, ctx.xshape, kh, kw, sh, sw, ph, pw, g.dtype)
+        kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
+        gxp = np.zeros(ctx.pshape, dtype=g.dtype)
+        share = g * np.asarray(1.0 / (kh * kw), dtype=g.dtype)
+        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
+            gxp[sl] += share
+        return _unpad(gxp, ph, pw)
 
 
 # ---------------------------------------------------------------- normalisation
