@@ -31,7 +31,7 @@ ENV_NAME, ENV_RANK, ENV_SIZE = "DISTBP_LOCAL_SHM", "DISTBP_LOCAL_RANK", "DISTBP_
 ENV_SLOT, ENV_NSLOTS, ENV_TIMEOUT = "DISTBP_LOCAL_SLOT_BYTES", "DISTBP_LOCAL_NSLOTS", "DISTBP_COMM_TIMEOUT"
 DEFAULT_SLOT_BYTES = 256 << 10  # fits in L2 with a few in flight: writer and reader hit cache
 DEFAULT_NSLOTS = 16  # 4 MB in flight per channel: an oversubscribed rank runs ahead, switches less
-BLOCK_BYTES = 1 << 20  # ring.allreduce block per rank: N MB stay in cache through all 2(N-1) steps
+BLOCK_BYTES = 4 << 20  # ring.allreduce block per rank: N*4 MB stay in L3 through all 2(N-1) steps
 POLLS_BEFORE_YIELD = 1000  # as MPICH: spin (the peer is on the other core), then yield it the core
 SLEEP_AFTER = 0.02  # seconds of waiting after which a rank sleeps between polls (a slow peer)
 
