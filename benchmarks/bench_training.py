@@ -1,0 +1,265 @@
+"""Data-parallel training throughput: distbp with 1 and 2 workers against PyTorch DDP (gloo).
+
+    python benchmarks/bench_training.py                          # mlp + cnn, 200 steps, 3 repetitions
+    python benchmarks/bench_training.py --models cnn --steps 300 --reps 5 --out benchmarks/results/training.md
+
+Every run uses 1 BLAS/intra-op thread per worker and the same global batch (128, split over the
+workers), so "scaling" = samples/s with 2 workers / samples/s with 1 worker; linear is 2.0 and the
+issue's goal is >= 1.8 (the 90% efficiency Horovod and DDP report).
+
+distbp rows run the user-facing command, one subprocess per run:
+    distbp train --config configs/mnist1d_<model>.yaml --workers W --set train.threads=1 ...
+    mpiexec -n 2 distbp train ... --backend mpi          (if mpiexec is next to sys.executable)
+Its samples/s is taken from metrics.jsonl between the first log point (step --warmup) and the last
+step, so start-up and the first, slow steps are excluded (summary.json's figure includes them; both
+are printed). Eval and checkpoints are outside the timed region in the trainer anyway.
+A separate 2-worker run with --trace gives the overlap fraction (share of all-reduce time that ran
+while backward was still running) and the exposed communication per step (time waiting for the
+reduction after backward ended).
+
+PyTorch rows: the same architecture (nn.Sequential), AdamW with the same lr and weight decay, the
+MNIST-1D training set held in memory, torch.multiprocessing spawn, init_process_group("gloo"),
+DistributedDataParallel, torch.set_num_threads(1). No augmentation (distbp's cnn config adds a
+random shift per sample, which costs it a little). Timed after --warmup steps, between barriers.
+
+The configurations of one repetition run one after another in a rotating order, so background load
+hits them alike; tables show the median over repetitions and the spread (max/min - 1).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"mlp": ROOT / "configs" / "mnist1d_mlp.yaml", "cnn": ROOT / "configs" / "mnist1d_cnn.yaml"}
+GLOBAL_BATCH = 128
+
+
+def one_thread_env():
+    env = dict(os.environ)
+    env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def find_mpiexec():
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+# ---------------------------------------------------------------- distbp: one `distbp train` run
+
+def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None):
+    """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess."""
+    out = work / "runs" / f"{model}-{backend}-{workers}{'-trace' if trace else ''}"
+    cmd = [sys.executable, "-m", "distbp.cli", "train", "--config", str(CONFIGS[model]),
+           "--out", str(out), "--force", "--quiet",
+           "--set", f"train.steps={steps}", "--set", "train.threads=1",
+           "--set", f"train.global_batch_size={GLOBAL_BATCH}",
+           "--set", f"train.log_every={warmup}", "--set", "train.eval_every=0",
+           "--set", "checkpoint.every_steps=0", "--set", f"data.path={work / 'data' / 'mnist1d'}"]
+    if backend == "mpi":
+        cmd = [mpiexec, "-n", str(workers)] + cmd + ["--backend", "mpi"]
+    else:
+        cmd += ["--workers", str(workers)]
+    if trace:
+        cmd.append("--trace")
+    res = subprocess.run(cmd, env=one_thread_env(), cwd=work, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    # the logged samples/s is cumulative: elapsed(step) = step * batch / sps(step)
+    (s0, r0), (s1, r1) = (train[0]["step"], train[0]), (train[-1]["step"], train[-1])
+    t0 = s0 * GLOBAL_BATCH / r0["samples_per_second"]
+    t1 = s1 * GLOBAL_BATCH / r1["samples_per_second"]
+    return {"sps": (s1 - s0) * GLOBAL_BATCH / (t1 - t0),
+            "sps_summary": summary["samples_per_second"],
+            "comm_ms": 1e3 * summary["comm_seconds"] / steps,
+            "exposed_ms": 1e3 * summary["exposed_comm_seconds"] / steps,
+            "overlap": summary.get("overlap_fraction")}
+
+
+# ---------------------------------------------------------------- PyTorch DDP peer
+
+def torch_model(name):
+    import torch.nn as nn
+    if name == "mlp":                       # configs/mnist1d_mlp.yaml: hidden [256, 256]
+        return nn.Sequential(nn.Flatten(), nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256),
+                             nn.ReLU(), nn.Linear(256, 10))
+    layers, c, length = [], 1, 40           # configs/mnist1d_cnn.yaml: channels [32, 64, 128]
+    for out in (32, 64, 128):
+        layers += [nn.Conv1d(c, out, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2)]
+        c, length = out, length // 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * length, 10))
+
+
+def load_mnist1d(work):
+    import pyarrow.parquet as pq
+    table = pq.read_table(work / "data" / "mnist1d" / "train.parquet")
+    x = np.asarray(table.column("features").combine_chunks().flatten(), np.float32)
+    return x.reshape(-1, 1, 40), np.asarray(table.column("label"), np.int64)
+
+
+def _torch_worker(rank, world, port, name, steps, warmup, work, queue):
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    torch.manual_seed(0)
+    model = DDP(torch_model(name))
+    lr = {"mlp": 0.002, "cnn": 0.003}[name]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    x, y = load_mnist1d(Path(work))
+    x, y = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    local = GLOBAL_BATCH // world
+    rng = np.random.default_rng(0)
+    t0 = None
+    for step in range(warmup + steps):
+        if step == warmup:
+            dist.barrier()
+            t0 = time.perf_counter()
+        idx = rng.choice(len(x), GLOBAL_BATCH, replace=False)[rank * local:(rank + 1) * local]
+        idx = torch.from_numpy(idx)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+    dist.barrier()
+    elapsed = time.perf_counter() - t0
+    if rank == 0:
+        queue.put(steps * GLOBAL_BATCH / elapsed)
+    dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torch_run(name, world, steps, warmup, work):
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.spawn(_torch_worker, args=(world, free_port(), name, steps, warmup, str(work), queue),
+             nprocs=world, join=True)
+    return {"sps": queue.get()}
+
+
+# ---------------------------------------------------------------- the table
+
+def spread(values):
+    return max(values) / min(values) - 1 if len(values) > 1 else 0.0
+
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, pattern):
+    return "-" if v is None else pattern.format(v)
+
+
+def table(models, results, reps):
+    lines = ["| model | implementation | workers | samples/s (median) | spread | scaling vs 1 | "
+             "distbp / torch | overlap | all-reduce ms/step | exposed ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        base = {impl: med(results.get((m, impl, 1), []), "sps") for impl in ("distbp", "torch")}
+        for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("torch", 1), ("torch", 2)):
+            runs = results.get((m, impl, w))
+            if not runs:
+                continue
+            sps = med(runs, "sps")
+            ref = base["torch" if impl == "torch" else "distbp"]
+            peer = med(results.get((m, "torch", w), []), "sps")
+            trace = results.get((m, impl + "-trace", w), [])
+            ratio = sps / peer if impl != "torch" and peer else None
+            label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi",
+                     "torch": "PyTorch DDP gloo"}[impl]
+            lines.append(
+                f"| {m} | {label} | {w} | {sps:.0f} | {spread([r['sps'] for r in runs]):.0%} | "
+                f"{fmt(sps / ref if ref else None, '{:.2f}x')} | {fmt(ratio, '{:.2f}')} | "
+                f"{fmt(med(trace, 'overlap'), '{:.0%}')} | {fmt(med(runs, 'comm_ms'), '{:.1f}')} | "
+                f"{fmt(med(runs, 'exposed_ms'), '{:.1f}')} |")
+    return "\n".join(lines)
+
+
+def versions():
+    import torch
+    return (f"Python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=list(CONFIGS))
+    p.add_argument("--steps", type=int, default=200, help="timed steps after the warm-up")
+    p.add_argument("--warmup", type=int, default=20, help="untimed first steps")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-mpi", action="store_true")
+    p.add_argument("--workdir", help="where data and runs go (default: a temporary directory)")
+    p.add_argument("--out", help="also write the table (markdown) to this file")
+    args = p.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="distbp-bench-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
+                    str(work / "data" / "mnist1d")], env=one_thread_env(), cwd=work, check=True,
+                   capture_output=True)
+    mpiexec = None if args.no_mpi else find_mpiexec()
+    total = args.warmup + args.steps
+
+    jobs = []   # (key, thunk)
+    for m in args.models:
+        jobs.append(((m, "distbp", 1), lambda m=m: distbp_run(m, 1, total, args.warmup, work)))
+        jobs.append(((m, "distbp", 2), lambda m=m: distbp_run(m, 2, total, args.warmup, work)))
+        jobs.append(((m, "distbp-trace", 2),
+                     lambda m=m: distbp_run(m, 2, total, args.warmup, work, trace=True)))
+        if mpiexec:
+            jobs.append(((m, "distbp-mpi", 2), lambda m=m: distbp_run(
+                m, 2, total, args.warmup, work, backend="mpi", mpiexec=mpiexec)))
+        if not args.no_torch:
+            for w in (1, 2):
+                jobs.append(((m, "torch", w),
+                             lambda m=m, w=w: torch_run(m, w, args.steps, args.warmup, work)))
+    results = {}
+    for rep in range(args.reps):
+        shift = rep % len(jobs)
+        for key, run in jobs[shift:] + jobs[:shift]:
+            t = time.perf_counter()
+            r = run()
+            results.setdefault(key, []).append(r)
+            print(f"rep {rep + 1}/{args.reps} {'/'.join(map(str, key))}: {r['sps']:.0f} samples/s"
+                  + (f" (summary {r['sps_summary']:.0f})" if "sps_summary" in r else "")
+                  + (f", overlap {r['overlap']:.0%}" if r.get("overlap") is not None else "")
+                  + f"  [{time.perf_counter() - t:.0f} s]", flush=True)
+    text = table(args.models, results, args.reps)
+    load = os.getloadavg()
+    head = (f"{datetime.date.today()}, {os.cpu_count()} cores, {versions()}; global batch "
+            f"{GLOBAL_BATCH}, 1 thread per worker, {args.steps} timed steps after {args.warmup} "
+            f"warm-up, median of {args.reps}; load average at the end {load[0]:.1f}")
+    print("\n" + head + "\n\n" + text)
+    if args.out:
+        Path(args.out).write_text(head + "\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
