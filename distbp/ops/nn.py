@@ -148,7 +148,7 @@ class MaxPool2d(Function):
     def backward(ctx, g):
         kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
         xp, out = ctx.xp, ctx.out
-        gxp = np.zeros(xp.shape, dtype=g.dtype)
+        gxp = np.zeros_like(xp, dtype=g.dtype)  # same memory layout as the input (channels-last)
         free = np.ones(out.shape, dtype=bool)  # windows whose max has not been credited yet
         for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
             hit = (xp[sl] == out) & free
