@@ -150,11 +150,11 @@ def build_numpy(model, batch):
 
 BUILDERS = {"distbp": build_distbp, "torch": build_torch, "numpy": build_numpy}
 
-CASES = [  # (label, model, batch, contenders)
-    ("MLP 784-512-512-10, batch 128", "mlp", 128, ["distbp", "torch", "numpy"]),
-    ("CNN 2 conv + 2 pool + linear, batch 128", "cnn", 128, ["distbp", "torch"]),
-    ("MLP 784-512-512-10, batch 8", "mlp", 8, ["distbp", "torch", "numpy"]),
-]
+CASES = {  # name: (label, model, batch, contenders)
+    "mlp": ("MLP 784-512-512-10, batch 128", "mlp", 128, ["distbp", "torch", "numpy"]),
+    "cnn": ("CNN 2 conv + 2 pool + linear, batch 128", "cnn", 128, ["distbp", "torch"]),
+    "mlp8": ("MLP 784-512-512-10, batch 8", "mlp", 8, ["distbp", "torch", "numpy"]),
+}
 
 
 def limit_threads(n):
@@ -228,6 +228,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {list(CASES)}")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-contender memory runs")
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     ap.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "MODEL", "BATCH"),
                     help=argparse.SUPPRESS)
@@ -243,10 +245,15 @@ def main(argv=None):
              f"interleaved, median ms/step; {versions()}", "",
              "| case | contender | ms/step | distbp / this | step RSS MB | traced peak MB |",
              "|---|---|---:|---:|---:|---:|"]
-    for label, model, batch, contenders in CASES:
+    unknown = [c for c in args.cases.split(",") if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
+    for name in args.cases.split(","):
+        label, model, batch, contenders = CASES[name]
         ms = time_case(model, batch, contenders, args.reps, args.warmup)
         for c in contenders:
-            mem = measure_memory(c, model, batch, args.threads)
+            mem = {"rss_mb": float("nan"), "traced_mb": None} if args.no_memory else \
+                measure_memory(c, model, batch, args.threads)
             ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
             traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
             lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {mem['rss_mb']:.1f} | {traced} |")
