@@ -59,8 +59,9 @@ class ParameterServer:
         self.updates = 0
         self.clock_changed = asyncio.Condition()
 
-    async def load(self, shard_pieces, flat, piece_states, scheduler_state, total_steps):
-        """Take this shard's parameters and optimizer state (from rank 0, fresh or resumed)."""
+    async def load(self, shard_pieces, flat, piece_states, groups, scheduler_state, total_steps):
+        """Take this shard's parameters, optimizer state and hyper-parameters (the current lr of a
+        resumed run included) from rank 0."""
         self.pieces = [tuple(p) for p in shard_pieces]
         self.flat = np.array(flat, copy=True)           # writeable; the pieces are views of it
         offsets = np.cumsum([0] + [b - a for _, a, b in self.pieces])
@@ -69,8 +70,9 @@ class ParameterServer:
         self.offsets = offsets
         self.optimizer = build_optimizer(self.cfg["optim"], _PieceSet(self.params))
         self.scheduler = build_scheduler(self.cfg["optim"], self.optimizer, total_steps)
-        if any(piece_states):
-            groups = self.optimizer.state_dict()["param_groups"]
+        if groups is not None:
+            # rank 0's single group, pointed at this shard's pieces
+            groups = [{**g, "params": list(range(len(self.params)))} for g in groups]
             self.optimizer.load_state_dict({"state": dict(enumerate(piece_states)),
                                             "param_groups": groups})
         if scheduler_state is not None:

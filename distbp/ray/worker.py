@@ -43,9 +43,13 @@ class RayTrainer(Trainer):
     def _load_servers(self):
         import ray
         self._gather_params()
-        state = self.optimizer.state_dict()["state"]
+        sd = self.optimizer.state_dict()
+        if len(sd["param_groups"]) != 1:
+            raise ValueError("--backend ray supports one optimizer parameter group, got "
+                             f"{len(sd['param_groups'])}")
         sched = self.scheduler.state_dict()
-        ray.get([s.load.remote(pcs, self.flat[lo:hi], split_state(state, pcs), sched, self.steps)
+        ray.get([s.load.remote(pcs, self.flat[lo:hi], split_state(sd["state"], pcs),
+                               sd["param_groups"], sched, self.steps)
                  for s, pcs, (lo, hi) in zip(self.servers, self.shard_pieces, self.ranges)])
 
     def _resume(self):

@@ -1,0 +1,103 @@
+"""The Ray parameter server against a real local Ray (one instance for the module): the same
+training as the local backend, restarts from checkpoints, async mode, refusals."""
+import threading
+import time
+
+import pytest
+
+from distbp import comm as C
+from distbp.errors import UsageError
+from distbp.ray.launch import run_ray
+from distbp.train.trainer import Trainer
+from tests.ray.helpers import config, max_diff, params, run_dir
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _local_worker(cfg, out):
+    return Trainer(cfg, out, C.init("local", timeout=60)).fit()
+
+
+def run_local(tmp_path, name, cfg):
+    out = run_dir(tmp_path, name, cfg)
+    C.spawn(_local_worker, cfg["dist"]["workers"], args=(cfg, str(out)), timeout=120)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The tiny config trained by the local backend (2 processes, ring all-reduce)."""
+    tmp = tmp_path_factory.mktemp("ray-ref")
+    cfg = config("data.path=" + str(tmp / "data"))
+    return cfg, params(run_local(tmp, "local", cfg))
+
+
+def kill_worker_when(ray, out, rank, marker):
+    """Kill worker `rank` of the running attempt once `marker` exists under `out` (once)."""
+    deadline = time.time() + 120
+    while not (out / marker).exists():
+        if time.time() > deadline:
+            return
+        time.sleep(0.005)
+    for a in ray.util.list_named_actors(all_namespaces=True):
+        if a["name"].endswith(f"-worker-{rank}"):
+            ray.kill(ray.get_actor(a["name"], namespace=a["namespace"]), no_restart=True)
+            return
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_same_parameters_as_local(ray_local, reference, tmp_path, shards):
+    cfg, ref = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "ps_shards": shards}}
+    out = run_dir(tmp_path, "ray", cfg)
+    summary = run_ray(cfg, out)
+    assert summary["backend"] == "ray" and summary["ps_shards"] == shards
+    assert summary["steps"] == cfg["train"]["steps"] and summary["world_size"] == 2
+    assert max_diff(params(out), ref) < 1e-12
+
+
+def test_killed_worker_restarts_from_checkpoint_and_ends_identical(ray_local, reference,
+                                                                   tmp_path):
+    cfg, ref = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "max_failures": 1}}
+    out = run_dir(tmp_path, "ray", cfg)
+    killer = threading.Thread(target=kill_worker_when,
+                              args=(ray_local, out, 1, "checkpoints/step_000020.json"))
+    killer.start()
+    summary = run_ray(cfg, out)
+    killer.join()
+    assert summary["restarts"] == 1
+    assert max_diff(params(out), ref) < 1e-12
+
+
+def test_killed_worker_without_restarts_fails_naming_it(ray_local, reference, tmp_path):
+    cfg, _ = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray"}}
+    cfg["train"] = {**cfg["train"], "steps": 100000}
+    out = run_dir(tmp_path, "ray", cfg)
+    killer = threading.Thread(target=kill_worker_when,
+                              args=(ray_local, out, 1, "checkpoints/step_000020.json"))
+    killer.start()
+    with pytest.raises(RuntimeError, match=r"ray worker 1 died.*max_failures=0"):
+        run_ray(cfg, out)
+    killer.join()
+
+
+def test_async_mode_trains(ray_local, reference, tmp_path):
+    cfg, _ = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "max_staleness": 2},
+           "train": {**cfg["train"], "clip_grad_norm": 0.0, "steps": 40}}
+    out = run_dir(tmp_path, "ray", cfg)
+    summary = run_ray(cfg, out)
+    assert summary["mode"] == "async" and summary["steps"] == 40
+    assert summary["final_loss"] < 2.0 and summary["test_accuracy"] > 0.3
+
+
+def test_refusals_name_the_culprit(reference):
+    cfg, _ = reference
+    bn = {**cfg, "model": {**cfg["model"], "name": "deep_mlp", "batch_norm": True, "depth": 2}}
+    with pytest.raises(UsageError, match="batch-norm layer"):
+        run_ray(bn, "unused")
+    clip_async = {**cfg, "dist": {**cfg["dist"], "max_staleness": 1}}
+    with pytest.raises(UsageError, match="clip_grad_norm"):
+        run_ray(clip_async, "unused")
