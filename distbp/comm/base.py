@@ -59,10 +59,10 @@ class Work:
         return self._result
 
 
-def _check_array(array, what):
+def _check_array(array, what, writeable=True):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{what} needs a numpy array, got {type(array).__name__}")
-    if not array.flags.c_contiguous or not array.flags.writeable:
+    if not array.flags.c_contiguous or (writeable and not array.flags.writeable):
         raise ValueError(f"{what} needs a C-contiguous writeable array (use np.ascontiguousarray); "
                          f"got shape {array.shape} strides {array.strides}")
     return array.reshape(-1)
@@ -114,7 +114,9 @@ class Communicator:
 
     def allgather(self, array):
         """Returns an array of shape (size, *array.shape): row i is rank i's array."""
-        flat = _check_array(np.ascontiguousarray(array), "allgather")
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"allgather needs a numpy array, got {type(array).__name__}")
+        flat = _check_array(np.ascontiguousarray(array), "allgather", writeable=False)
         return self._call(self._allgather_checked, (array, flat)).wait()
 
     def barrier(self):
