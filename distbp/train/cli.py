@@ -45,6 +45,10 @@ def parse_args(argv):
 
 def resolve(args):
     sets = list(args.set)
+    if not args.backend:
+        from distbp.comm.world import mpi_world_size
+        if mpi_world_size() > 1:          # started by mpirun/mpiexec: the world comes from MPI
+            args.backend = "mpi"
     if args.backend:
         sets.append(f"dist.backend={args.backend}")
     if args.workers is not None:
