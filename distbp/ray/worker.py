@@ -9,13 +9,17 @@ Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. 
   * on --resume only rank 0 reads the run directory; the others get the position from it, and
     the parameters by the DDP broadcast (the nodes of a cluster need not share a disk).
 """
+import fcntl
+import json
 import math
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
 import distbp
+from distbp.data import ensure_prepared
 from distbp.ray.comm import RayCommunicator
 from distbp.ray.shards import join_state, pieces, shard_ranges, split_state
 from distbp.train.trainer import NonFiniteGradient, Trainer
@@ -150,6 +154,8 @@ class RayTrainer(Trainer):
         summary = super()._summary(step, final_loss, last_eval, samples, train_time)
         summary.update(ps_shards=len(self.servers),
                        mode="async" if self.asynchronous else "sync")
+        if self.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 
 
@@ -162,6 +168,19 @@ class Worker:
             os.chdir(cwd)               # relative data and run paths mean what they meant to the user
 
     def fit(self, cfg, out_dir, servers, resume, trace):
+        _ensure_data(cfg["data"])
         comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
         trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace)
         return trainer.fit()
+
+
+def _ensure_data(data_cfg):
+    """A node of a cluster may lack a built-in data set the driver prepared: make it here, once per
+    node (the lock keeps two workers of one node from writing it together)."""
+    path = Path(data_cfg["path"])
+    if data_cfg["name"] == "parquet" or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_prepared(data_cfg)
