@@ -1,11 +1,14 @@
-"""A real Ray head started by launch/ray_head.sh (token auth, dashboard on 127.0.0.1), a training run
-submitted by launch/ray_submit.sh (`ray job submit --working-dir ...`), and the compose file."""
+"""A real two-node Ray cluster on this machine, started by the scripts docker-compose runs:
+launch/ray_head.sh (token auth, dashboard on 127.0.0.1, one CPU) and launch/ray_worker.sh (a second
+node with one CPU, so the two training workers run on different nodes); a run submitted by
+launch/ray_submit.sh (`ray job submit --working-dir ...`); and the compose file's validity."""
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,16 +35,25 @@ def ray_head(tmp_path):
     pytest.importorskip("ray")
     ray_bin = _ray_cli()
     assert ray_bin, "the ray command is missing although ray imports"
-    env = dict(os.environ, RAY_PORT=str(_free_port()), RAY_DASHBOARD_PORT=str(_free_port()),
-               RAY_NUM_CPUS="2", PATH=f"{Path(ray_bin).parent}:{os.environ['PATH']}")
+    port = _free_port()
+    env = dict(os.environ, RAY_PORT=str(port), RAY_DASHBOARD_PORT=str(_free_port()),
+               RAY_NUM_CPUS="1", PATH=f"{Path(ray_bin).parent}:{os.environ['PATH']}")
     env.pop("RAY_ADDRESS", None)
+    node_tmp = tempfile.mkdtemp(prefix="rn", dir="/tmp")   # sockets need a short path
     try:
         proc = subprocess.run([ROOT / "launch/ray_head.sh", "--disable-usage-stats"], env=env,
                               timeout=180, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        proc = subprocess.run([ROOT / "launch/ray_worker.sh", f"127.0.0.1:{port}",
+                               f"--dashboard-agent-listen-port={_free_port()}",
+                               f"--temp-dir={node_tmp}", "--disable-usage-stats"],
+                              env=env, timeout=180,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         yield env
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, timeout=120, capture_output=True)
+        shutil.rmtree(node_tmp, ignore_errors=True)
 
 
 def test_ray_job_submit_trains_on_a_real_head(ray_head, tmp_path):
