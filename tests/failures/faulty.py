@@ -1,0 +1,41 @@
+"""`distbp` with one injected fault, for the failure tests: the real CLI, trainer and comm run
+unchanged, except that one rank raises at one step.
+
+    DISTBP_FAULT=raise:1:15 python tests/failures/faulty.py train --config ... --backend local
+    DISTBP_FAULT=raise:1:15 mpiexec -n 3 python tests/failures/faulty.py train --backend mpi ...
+
+DISTBP_FAULT=raise:RANK:STEP makes rank RANK raise RuntimeError in its train_step of step STEP.
+(Kills and hangs need no help: the tests send SIGKILL / SIGSTOP to the rank's process.)
+The patch is applied at import, so it also holds in local workers: the forkserver re-imports this
+file as __mp_main__ in every worker before running it.
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from distbp.train.trainer import Trainer  # noqa: E402
+
+
+def _install(spec):
+    kind, rank, step = spec.split(":")
+    if kind != "raise":
+        raise ValueError(f"DISTBP_FAULT={spec!r}: only raise:RANK:STEP is supported")
+    rank, step = int(rank), int(step)
+    real_train_step = Trainer.train_step
+
+    def train_step(self, s, batch):
+        if self.rank == rank and s == step:
+            raise RuntimeError(f"injected fault at step {step}")  # the rank is for distbp to name
+        return real_train_step(self, s, batch)
+
+    Trainer.train_step = train_step
+
+
+if os.environ.get("DISTBP_FAULT"):
+    _install(os.environ["DISTBP_FAULT"])
+
+if __name__ == "__main__":
+    from distbp.cli import main
+    sys.exit(main())
