@@ -16,6 +16,9 @@ are printed). Eval and checkpoints are outside the timed region in the trainer a
 A separate 2-worker run with --trace gives the overlap fraction (share of all-reduce time that ran
 while backward was still running) and the exposed communication per step (time waiting for the
 reduction after backward ended).
+"compute ceiling" is the scaling 2 workers would reach if communication were free: a 1-worker run
+with global batch 64 does one worker's share of a 2-worker step, so ceiling = 2 * sps(64) / sps(128).
+It separates per-step fixed costs (Python dispatch, small-matrix inefficiency) from communication.
 
 PyTorch rows: the same architecture (nn.Sequential), AdamW with the same lr and weight decay, the
 MNIST-1D training set held in memory, torch.multiprocessing spawn, init_process_group("gloo"),
@@ -60,13 +63,14 @@ def find_mpiexec():
 
 # ---------------------------------------------------------------- distbp: one `distbp train` run
 
-def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None):
+def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None,
+               batch=GLOBAL_BATCH):
     """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess."""
-    out = work / "runs" / f"{model}-{backend}-{workers}{'-trace' if trace else ''}"
+    out = work / "runs" / f"{model}-{backend}-{workers}-{batch}{'-trace' if trace else ''}"
     cmd = [sys.executable, "-m", "distbp.cli", "train", "--config", str(CONFIGS[model]),
            "--out", str(out), "--force", "--quiet",
            "--set", f"train.steps={steps}", "--set", "train.threads=1",
-           "--set", f"train.global_batch_size={GLOBAL_BATCH}",
+           "--set", f"train.global_batch_size={batch}",
            "--set", f"train.log_every={warmup}", "--set", "train.eval_every=0",
            "--set", "checkpoint.every_steps=0", "--set", f"data.path={work / 'data' / 'mnist1d'}"]
     if backend == "mpi":
@@ -83,9 +87,9 @@ def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False
     train = [r for r in records if r["kind"] == "train"]
     # the logged samples/s is cumulative: elapsed(step) = step * batch / sps(step)
     (s0, r0), (s1, r1) = (train[0]["step"], train[0]), (train[-1]["step"], train[-1])
-    t0 = s0 * GLOBAL_BATCH / r0["samples_per_second"]
-    t1 = s1 * GLOBAL_BATCH / r1["samples_per_second"]
-    return {"sps": (s1 - s0) * GLOBAL_BATCH / (t1 - t0),
+    t0 = s0 * batch / r0["samples_per_second"]
+    t1 = s1 * batch / r1["samples_per_second"]
+    return {"sps": (s1 - s0) * batch / (t1 - t0),
             "sps_summary": summary["samples_per_second"],
             "comm_ms": 1e3 * summary["comm_seconds"] / steps,
             "exposed_ms": 1e3 * summary["exposed_comm_seconds"] / steps,
@@ -179,8 +183,8 @@ def fmt(v, pattern):
 
 def table(models, results, reps):
     lines = ["| model | implementation | workers | samples/s (median) | spread | scaling vs 1 | "
-             "distbp / torch | overlap | all-reduce ms/step | exposed ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "compute ceiling | distbp / torch | overlap | all-reduce ms/step | exposed ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in models:
         base = {impl: med(results.get((m, impl, 1), []), "sps") for impl in ("distbp", "torch")}
         for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("torch", 1), ("torch", 2)):
@@ -192,11 +196,15 @@ def table(models, results, reps):
             peer = med(results.get((m, "torch", w), []), "sps")
             trace = results.get((m, impl + "-trace", w), [])
             ratio = sps / peer if impl != "torch" and peer else None
+            half = med(results.get((m, "distbp-half", 1), []), "sps")
+            # 2 workers with free communication: each does a 64-sample step -> 2 * sps(64) / sps(128)
+            ceiling = 2 * half / ref if impl.startswith("distbp") and w == 2 and half and ref else None
             label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi",
                      "torch": "PyTorch DDP gloo"}[impl]
             lines.append(
                 f"| {m} | {label} | {w} | {sps:.0f} | {spread([r['sps'] for r in runs]):.0%} | "
-                f"{fmt(sps / ref if ref else None, '{:.2f}x')} | {fmt(ratio, '{:.2f}')} | "
+                f"{fmt(sps / ref if ref else None, '{:.2f}x')} | {fmt(ceiling, '{:.2f}x')} | "
+                f"{fmt(ratio, '{:.2f}')} | "
                 f"{fmt(med(trace, 'overlap'), '{:.0%}')} | {fmt(med(runs, 'comm_ms'), '{:.1f}')} | "
                 f"{fmt(med(runs, 'exposed_ms'), '{:.1f}')} |")
     return "\n".join(lines)
@@ -231,6 +239,8 @@ def main():
     for m in args.models:
         jobs.append(((m, "distbp", 1), lambda m=m: distbp_run(m, 1, total, args.warmup, work)))
         jobs.append(((m, "distbp", 2), lambda m=m: distbp_run(m, 2, total, args.warmup, work)))
+        jobs.append(((m, "distbp-half", 1), lambda m=m: distbp_run(
+            m, 1, total, args.warmup, work, batch=GLOBAL_BATCH // 2)))
         jobs.append(((m, "distbp-trace", 2),
                      lambda m=m: distbp_run(m, 2, total, args.warmup, work, trace=True)))
         if mpiexec:
