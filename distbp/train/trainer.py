@@ -28,6 +28,7 @@ from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
 
 EVAL_BATCH = 256
+WARMUP_STEPS = 5  # steps left out of samples_per_second (first row-group reads, first allocations)
 
 
 class NonFiniteGradient(RuntimeError):
@@ -199,8 +200,10 @@ class Trainer:
             before = self._snapshot() if (step + 1) % t["log_every"] == 0 else None
             loss, grad_norm = self.train_step(step, batch)
             step += 1
-            train_time += time.perf_counter() - t0
-            samples += t["global_batch_size"]
+            short_run = self.steps - self.start_step <= 2 * WARMUP_STEPS
+            if step - self.start_step > WARMUP_STEPS or short_run:
+                train_time += time.perf_counter() - t0     # warm-up steps are not timed
+                samples += t["global_batch_size"]
             loss_sum_logged += loss
             logged += 1
             if step % t["log_every"] == 0 or step == self.steps:
