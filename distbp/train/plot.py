@@ -203,7 +203,7 @@ def figure_gradflow(runs):
             ok = ~np.all(np.isnan(values), axis=1)
             median = np.nanmedian(values[ok], axis=1) if ok.any() else np.array([])
             ax.semilogy(np.arange(len(names))[ok], median, "-o", color=c, ms=3,
-                        label=f"{run.label} ({len(steps)} steps)")
+                        label=f"{run.label} (median of {len(steps)} logs)")
     _finish(fig, ax_g, "Gradient norm per layer (median)", "layer (input -> output)", "||grad||")
     return _finish(fig, ax_u, "Update / parameter norm per step (median)",
                    "layer (input -> output)", "||delta w|| / ||w||")
