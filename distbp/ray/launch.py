@@ -117,6 +117,7 @@ class Attempt:
             name=f"{run}-rendezvous").remote(d["workers"])
         self.servers = [ray.remote(num_cpus=0)(ParameterServer).options(
             name=f"{run}-server-{k}").remote(k, cfg, d["workers"]) for k in range(d["ps_shards"])]
+        ray.get([s.set_peers.remote(self.servers) for s in self.servers])
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         worker_cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)
         self.workers = [worker_cls.options(name=f"{run}-worker-{r}",

@@ -1,13 +1,12 @@
 """The parameter-server actor: owns one shard of the parameters and its optimizer state.
 
 Synchronous mode (dist.max_staleness=0, the default). For each step every worker pushes its
-gradient slice for this shard; when the last one has arrived the server sums them in rank order
+gradient slice for this shard. When the last one has arrived the server sums them in rank order
 (the loss is already normalised by the global batch, so a plain sum is the global gradient) and
-answers every worker with the shard's squared gradient norm. The workers add up the norms of all
-shards, decide once (skip a non-finite step, clip to train.clip_grad_norm) and call `update`, which
-applies the optimizer and scheduler step exactly once and returns the new parameters. With one
-shard the server has the global norm itself, so `push(..., finalize=True)` does all of it in one
-round trip.
+sends the slice's squared norm to the other servers. Once it knows every shard's norm it makes the
+decision the local trainer makes on the global norm (skip a non-finite step, clip to
+train.clip_grad_norm), applies the optimizer and scheduler step, and answers each worker with the
+global norm and the new parameters: one round trip per step for the workers, whatever K.
 
 Asynchronous mode (dist.max_staleness=S > 0). Each worker's gradient is applied as soon as it
 arrives (one optimizer update per push; the scheduler advances once per `world` pushes), and a
@@ -39,13 +38,14 @@ class _PieceSet:
 
 
 class _Round:
-    __slots__ = ("grads", "arrived", "event", "sq", "bad", "applied")
+    __slots__ = ("grads", "arrived", "norms", "all_norms", "done")
 
     def __init__(self, world):
         self.grads = [None] * world
         self.arrived = 0
-        self.event = asyncio.Event()
-        self.sq, self.bad, self.applied = 0.0, None, False
+        self.norms = {}                     # shard -> (squared norm, first bad param or None)
+        self.all_norms = asyncio.Event()
+        self.done = asyncio.Event()
 
 
 class ParameterServer:
@@ -58,6 +58,11 @@ class ParameterServer:
         self.clocks = [0] * world      # async: steps pushed per worker
         self.updates = 0
         self.clock_changed = asyncio.Condition()
+        self.peers = []
+
+    async def set_peers(self, peers):
+        """Handles of all K servers (this one included), in shard order."""
+        self.peers = peers
 
     async def load(self, shard_pieces, flat, piece_states, groups, scheduler_state, total_steps):
         """Take this shard's parameters, optimizer state and hyper-parameters (the current lr of a
@@ -80,11 +85,15 @@ class ParameterServer:
         return self.flat.size
 
     # -- synchronous mode ------------------------------------------------------------------------
-    async def push(self, step, rank, grad, finalize):
-        """-> (squared norm, first non-finite param index or None, new params if finalize)."""
+    def _round(self, step):
         r = self.rounds.get(step)
         if r is None:
             r = self.rounds[step] = _Round(self.world)
+        return r
+
+    async def push(self, step, rank, grad):
+        """-> (global squared norm, first non-finite param index or None, this shard's params)."""
+        r = self._round(step)
         r.grads[rank] = grad
         r.arrived += 1
         if r.arrived == self.world:
@@ -92,40 +101,47 @@ class ParameterServer:
             for g in r.grads[1:]:
                 total += g
             r.grads = None                              # drop the pushed objects now
-            self.grad = total
-            r.sq, r.bad = self._norm(total)
-            if finalize:
-                self._apply_once(r, self._decide(r.sq, r.bad))
-            r.event.set()
+            sq, bad = self._norm(total)
+            for k, peer in enumerate(self.peers):
+                if k != self.index:
+                    peer.norm.remote(step, self.index, sq, bad)
+            await self.norm(step, self.index, sq, bad)
+            await r.all_norms.wait()
+            sq, bad = self._global(r.norms)
+            scale = self._decide(sq, bad)
+            if scale is not None:
+                if scale < 1.0:
+                    total *= scale
+                self._step(total)
+                self.scheduler.step()
+            r.done.set()
         else:
-            await r.event.wait()
+            await r.done.wait()
         self._forget_before(step)
-        return r.sq, r.bad, (self.flat if finalize else None)
+        sq, bad = self._global(r.norms)
+        return sq, bad, self.flat
 
-    async def update(self, step, scale):
-        """Apply the summed gradient of `step` times `scale` (None: skip the step), once."""
-        self._apply_once(self.rounds[step], scale)
-        return self.flat
+    async def norm(self, step, shard, sq, bad):
+        """A shard's squared gradient norm for `step` (from itself or a peer)."""
+        r = self._round(step)
+        r.norms[shard] = (sq, bad)
+        if len(r.norms) == max(1, len(self.peers)):
+            r.all_norms.set()
+
+    @staticmethod
+    def _global(norms):
+        sq = sum(norms[k][0] for k in sorted(norms))   # shard order: every server sums alike
+        bad = min((b for _, b in norms.values() if b is not None), default=None)
+        return sq, bad
 
     def _decide(self, sq, bad):
-        """One shard holds everything: the same skip/clip decision the workers would make."""
+        """The local trainer's decision on the global norm (the workers repeat it for their logs)."""
         if bad is not None:
             return None
         if not self.clip:
             return 1.0
         norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
         return min(self.clip / (norm + 1e-6), 1.0)
-
-    def _apply_once(self, r, scale):
-        if r.applied:
-            return
-        r.applied = True
-        if scale is None:
-            return
-        if scale < 1.0:
-            self.grad *= scale
-        self._step(self.grad)
-        self.scheduler.step()
 
     def _step(self, grad):
         for j, p in enumerate(self.params):
@@ -161,7 +177,7 @@ class ParameterServer:
             self.clock_changed.notify_all()
             await self.clock_changed.wait_for(
                 lambda: min(self.clocks) >= step + 1 - self.max_staleness)
-        return sq, bad, self.flat
+        return sq, bad, self.flat.copy()             # others' pushes go on changing self.flat
 
     # -- checkpoints ---------------------------------------------------------------------------
     async def state(self):

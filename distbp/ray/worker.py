@@ -93,18 +93,16 @@ class RayTrainer(Trainer):
             refs = [s.push_async.remote(step, self.rank, g[lo:hi])
                     for s, (lo, hi) in zip(servers, self.ranges)]
         else:
-            one = len(servers) == 1
-            refs = [s.push.remote(step, self.rank, g[lo:hi], one)
+            refs = [s.push.remote(step, self.rank, g[lo:hi])
                     for s, (lo, hi) in zip(servers, self.ranges)]
         answers = ray.get(refs)
-        sq = sum(a[0] for a in answers)
-        bad = min((a[1] for a in answers if a[1] is not None), default=None)
+        if self.asynchronous:                     # each shard's own norm
+            sq = sum(a[0] for a in answers)
+            bad = min((a[1] for a in answers if a[1] is not None), default=None)
+        else:                                     # every shard answers with the global norm
+            sq, bad = answers[0][0], answers[0][1]
         norm, scale = self._decide(step, sq, bad)
-        if answers[0][2] is None:                 # several shards: tell them the decision
-            shards = ray.get([s.update.remote(step, scale) for s in servers])
-        else:
-            shards = [a[2] for a in answers]
-        self._scatter_params(shards)
+        self._scatter_params([a[2] for a in answers])
         if scale is not None:
             self.scheduler.step()                 # the local copy only tracks the lr for logging
         t1 = time.perf_counter()

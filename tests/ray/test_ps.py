@@ -45,8 +45,8 @@ def kill_worker_when(ray, out, rank, marker):
             return
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_same_parameters_as_local(ray_local, reference, tmp_path, shards):
+def test_same_parameters_as_local(ray_local, reference, tmp_path, shards=1):
+    """One server shard (one round trip per step); two shards are the restart test's config."""
     cfg, ref = reference
     cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "ps_shards": shards}}
     out = run_dir(tmp_path, "ray", cfg)
@@ -58,7 +58,10 @@ def test_same_parameters_as_local(ray_local, reference, tmp_path, shards):
 
 def test_killed_worker_restarts_from_checkpoint_and_ends_identical(ray_local, reference,
                                                                    tmp_path):
+    """Two server shards (push, then update with the global clip decision) and a restart: the
+    parameters are still those of the uninterrupted local run."""
     cfg, ref = reference
+    assert cfg["dist"]["ps_shards"] == 2
     cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "max_failures": 1}}
     out = run_dir(tmp_path, "ray", cfg)
     killer = threading.Thread(target=kill_worker_when,
