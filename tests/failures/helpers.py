@@ -50,7 +50,7 @@ class Run:
     """One `distbp train` job started in the background; every process it starts (CLI, forkserver,
     workers, mpiexec, hydra proxies, ranks) inherits the marker, which is how we find them."""
 
-    def __init__(self, cwd, train_args, mpi_ranks=0, fault=None, env=None, launcher=()):
+    def __init__(self, cwd, train_args, mpi_ranks=0, fault=None, env=None, launcher=(), wrap=()):
         self.cwd = Path(cwd)
         self.marker = f"{os.getpid()}-{next(_counter)}-{time.monotonic_ns()}"
         env = dict(os.environ, PYTHONPATH=str(ROOT), **{MARKER_VAR: self.marker}, **(env or {}))
@@ -60,6 +60,7 @@ class Run:
                "train", *map(str, train_args), "--quiet"]
         if mpi_ranks:
             cmd = [mpiexec(), *launcher, "-n", str(mpi_ranks), *cmd]
+        cmd = [*wrap, *cmd]                       # e.g. ip netns exec HOST
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
