@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-# -- reading a run ------------------------------------------------------------------------------------
+# -- reading a run --------------------------------------------------------------------------------
 class Run:
     """What one run directory holds: train/eval records, summary, config text, trace events."""
 
@@ -132,7 +132,7 @@ def _param_shapes(path):
         return {}
 
 
-# -- figures --------------------------------------------------------------------------------------------
+# -- figures --------------------------------------------------------------------------------------
 def _colours(runs):
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return [cycle[i % len(cycle)] for i in range(len(runs))]
@@ -159,8 +159,9 @@ def figure_loss(runs):
         steps, loss = run.series("eval", "loss")
         if len(steps):
             ax.plot(steps, loss, "--o", color=c, ms=4, label=f"{run.label} test")
-    finite = [ln.get_ydata() for ln in ax.lines]
-    if finite and np.nanmax(np.concatenate(finite)) > 20 * max(np.nanmin(np.concatenate(finite)), 1e-9):
+    ys = np.concatenate([ln.get_ydata() for ln in ax.lines] or [[np.nan]])
+    ys = ys[np.isfinite(ys)]
+    if ys.size and ys.max() > 20 * max(ys.min(), 1e-9):
         ax.set_yscale("log")              # a diverging run would flatten the others
     return _finish(fig, ax, "Loss", "step", "cross-entropy")
 
@@ -270,7 +271,7 @@ def figure_timeline(run, last_steps=TIMELINE_STEPS):
     return fig
 
 
-# -- files ----------------------------------------------------------------------------------------------
+# -- files ----------------------------------------------------------------------------------------
 def _save(fig, path):
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -323,14 +324,15 @@ def write_html(runs, figures, out):
         "".join(f"<td>{_fmt((r.summary or {}).get(k, ''))}</td>" for k in keys) + "</tr>"
         for r in runs)
     table = ("<table><tr><th>run</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>" +
-             rows + "</table>") if keys else "<p>No summary.json yet (the run has not finished).</p>"
+             rows + "</table>") if keys else "<p>No summary.json yet (the run is not finished).</p>"
     imgs = "".join(f'<h2>{html.escape(t)}</h2><img src="{html.escape(os.path.relpath(p, out))}" '
                    f'alt="{html.escape(t)}">' for t, p in figures.items())
     configs = "".join(
         f"<h3>{html.escape(r.label)} <small>({html.escape(str(r.dir))})</small></h3>"
         f"<pre>{html.escape(r.config_text or '(no config.yaml)')}</pre>" for r in runs)
+    title = html.escape(", ".join(r.label for r in runs))
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>distbp: {html.escape(', '.join(r.label for r in runs))}</title>
+<html><head><meta charset="utf-8"><title>distbp: {title}</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto}}img{{max-width:100%}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 pre{{background:#f6f6f6;padding:8px;font-size:12px}}</style></head><body>

@@ -1,4 +1,4 @@
-"""`distbp plot` renders valid, non-empty PNGs drawn from the run's own metrics, and one HTML page."""
+"""`distbp plot` renders valid, non-empty PNGs drawn from the run's own metrics, and a page."""
 import json
 import shutil
 from pathlib import Path

@@ -54,7 +54,8 @@ def test_trace_is_valid_and_has_every_rank(traced_run):
     by = spans(events)
     for rank in range(WORKERS):
         for step in range(STEPS):
-            assert {"data", "forward", "backward", "optimizer step", "comm"} <= by[rank, step].keys()
+            names = by[rank, step].keys()
+            assert {"data", "forward", "backward", "optimizer step", "comm"} <= names
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["overlap_fraction"] <= 1.0
 
