@@ -46,6 +46,9 @@ class Run:
 
     def __init__(self, directory, label=None):
         self.dir = Path(directory)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UsageError(f"{str(self.dir)!r} is a file; give the run directory that holds "
+                             "metrics.jsonl")
         if not self.dir.is_dir():
             raise UsageError(f"run directory {str(self.dir)!r} does not exist "
                              "(train one first: distbp train --config ... --out DIR)")
