@@ -133,32 +133,35 @@ def _monitor(procs, shm, timeout):
 
 
 def _spawn_error(failures, n):
-    """One CommError naming the root-cause rank: a rank that died or raised on its own, before
-    ranks that only noticed it (secondary), before ranks killed for hanging after it."""
+    """One CommError naming the root-cause rank: a rank that died or raised on its own first, then
+    a rank that hung (killed after the timeout: the others only timed out waiting for it), then
+    ranks that merely noticed another's failure (secondary)."""
     def priority(item):
-        r, msg = item
-        if msg[0] == "exit":
-            return 0
-        if msg[0] == "error":
-            return 2 if msg[3] else 1
-        return 3
+        kind = item[1][0]
+        return {"exit": 0, "hung": 2}.get(kind, 3 if kind == "error" and item[1][3] else 1)
     r, msg = min(failures, key=priority)
+    # What the others were doing when they noticed: the op named by their CommErrors.
+    op = next((m[5] for _, m in failures if m[0] == "error" and m[5]), None)
+    during = f" during {op}" if op else ""
     others = sorted({q for q, _ in failures} - {r})
     tail = f" (ranks {others} also failed)" if others else ""
+    tb = ""
     if msg[0] == "exit":
-        err = CommError(f"rank {r} of {n} {local.describe_exit(2, msg[1])}{tail}", rank=r)
-        err.traceback = ""
+        text = f"rank {r} of {n} {local.describe_exit(2, msg[1])}{during}{tail}"
+        blamed = r
     elif msg[0] == "error":
-        _, summary, tb, _, peer, op = msg
-        blamed = r if not msg[3] else (peer if peer is not None else r)
-        err = CommError(f"rank {r} of {n} failed: {summary}{tail}\n\n--- traceback of rank {r} ---\n{tb}",
-                        rank=blamed, op=op)
-        err.traceback = tb
+        _, summary, tb, secondary, peer, own_op = msg
+        blamed = peer if secondary and peer is not None else r
+        context = f" (the other ranks were in {op})" if op and not own_op else ""
+        op = own_op or op
+        text = f"rank {r} of {n} failed: {summary}{context}{tail}\n\n--- traceback of rank {r} ---\n{tb}"
     else:
-        err = CommError(f"rank {r} of {n} did not finish within {msg[1]}s after another rank failed "
-                        f"and was killed{tail}", rank=r)
-        err.traceback = ""
-    err.failures = failures
+        seen = next(((q, m[1]) for q, m in failures if m[0] == "error"), None)
+        text = (f"rank {r} of {n} stopped answering{during}: the other ranks gave up waiting and it "
+                f"was killed {msg[1]}s later{tail}" + (f"; rank {seen[0]} saw: {seen[1]}" if seen else ""))
+        blamed = r
+    err = CommError(text, rank=blamed, op=op)
+    err.traceback, err.failures = tb, failures
     return err
 
 
