@@ -10,7 +10,8 @@ during training. Rows:
     local     distbp train --backend local --workers 2               (subprocess)
     mpi       mpiexec -n 2 distbp train --backend mpi                (subprocess)
     ray ps=K  distbp.ray.launch.run_ray with dist.ps_shards=K        (in this process: Ray is
-              started once, as a user's cluster would be; the actors are new for every run)
+              started once with the settings `distbp train --backend ray` uses, as a user's
+              cluster would be; the actors are new for every run)
 samples/s is taken from metrics.jsonl between the first log point (--warmup) and the last step, so
 start-up (processes, actors, Ray) is excluded for every backend alike. Repetitions are interleaved
 (each repetition runs every backend once) so background load hits them alike; the table shows the
@@ -82,8 +83,10 @@ def main():
     args.config = args.config.resolve()
 
     import ray
+    from distbp.ray.launch import SYSTEM_CONFIG
     os.chdir(ROOT)                                  # data/ paths in the configs are relative
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _system_config=SYSTEM_CONFIG)           # what `distbp train --backend ray` starts
     rows = {"local": lambda o: run_cli(args, o, "local"), "mpi": lambda o: run_cli(args, o, "mpi"),
             "ray ps=1": lambda o: run_ray_once(args, o, 1),
             "ray ps=2": lambda o: run_ray_once(args, o, 2)}
