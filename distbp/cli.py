@@ -6,9 +6,12 @@
     mpiexec -n 4 distbp bench allreduce
 """
 import importlib
+import os
+import re
+import signal
 import sys
 
-from distbp.errors import UsageError
+from distbp.errors import TrainingStopped, UsageError
 
 # command -> (module, help). The module has main(argv) -> exit code.
 COMMANDS = {
@@ -31,6 +34,10 @@ def main(argv=None):
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if debug:
+        os.environ["DISTBP_DEBUG"] = "1"        # for code that reports errors itself (MPI ranks)
+    # SIGTERM (kill, a scheduler) ends the run like Ctrl-C: workers stopped, shared memory unlinked
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if command not in COMMANDS:
         print(f"distbp: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
               file=sys.stderr)
@@ -43,9 +50,31 @@ def main(argv=None):
             raise
         print(f"distbp {command}: error: {e}", file=sys.stderr)
         return 2
+    except (TrainingStopped, _comm_error()) as e:
+        if debug:
+            raise
+        where = _innermost_frame(getattr(e, "traceback", None) or "")
+        print(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
+              + ("" if isinstance(e, TrainingStopped) else " (--debug shows every rank's traceback)"),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"distbp {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _innermost_frame(traceback_text):
+    """' [in train_step, trainer.py:140]' from a worker's traceback text: what the rank was doing."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', traceback_text)
+    if not frames:
+        return ""
+    path, line, func = frames[-1]
+    return f" [in {func}, {os.path.basename(path)}:{line}]"
+
+
+def _comm_error():
+    from distbp.comm import CommError
+    return CommError
 
 
 if __name__ == "__main__":

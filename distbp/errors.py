@@ -7,3 +7,8 @@
 
 class UsageError(ValueError):
     """Bad input from the user: a config key, a file, a flag. Printed as one line, exit code 2."""
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped on purpose (e.g. a non-finite gradient under train.nonfinite=stop). Printed
+    as one line, exit code 1."""

@@ -46,5 +46,7 @@ cut)
     host=$1
     shift
     k=${host##*.}
-    exec ip netns exec "${PREFIX}_h$((k - 1))" sh -c "$*" ;;
+    # Like ssh, whose remote side gets a hangup when the connection to mpiexec goes: the proxy is
+    # killed when mpiexec (its parent after these execs) exits, even if the link is cut.
+    exec ip netns exec "${PREFIX}_h$((k - 1))" setpriv --pdeathsig KILL -- sh -c "$*" ;;
 esac

@@ -113,6 +113,9 @@ class MPICommunicator(Communicator):
         else:
             super()._allreduce(flat, op)
 
+    def abort(self, code=1):
+        self._MPI.COMM_WORLD.Abort(code)
+
     def _close_transport(self):
         if self.comm is not None:
             self.comm.Free()

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from distbp.errors import UsageError
@@ -160,24 +162,50 @@ def _worker(cfg, out, resume, trace, quiet, comm):
 
 
 def _main_mpi(args, cfg, out):
-    """Under mpirun every rank runs this; the world comes from MPI."""
+    """Under mpirun every rank runs this; the world comes from MPI. Rank 0 checks the inputs and
+    tells the others, so bad input is one line from one rank; a rank that fails later prints one
+    line naming itself and aborts the whole MPI job instead of leaving the others waiting."""
     from distbp import comm as C
     comm = C.init("mpi", timeout=cfg["dist"]["timeout"])
     if args.workers is not None and args.workers != comm.size:
         raise UsageError(f"--workers {args.workers} disagrees with the MPI world of {comm.size} "
                          f"ranks; drop --workers or launch mpirun -n {args.workers}")
     cfg["dist"]["workers"] = comm.size
+    problem = None
     if comm.rank == 0:
-        check_out_dir(out, args.resume, args.force)   # same checks, every rank raises the same
-        preflight(cfg)
-    comm.barrier()
-    if comm.rank == 0:
-        _start_run_dir(out, cfg, args)
-    comm.barrier()
-    summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, comm)
-    if args.trace:
-        comm.barrier()
+        try:
+            check_out_dir(out, args.resume, args.force)
+            preflight(cfg)
+            _start_run_dir(out, cfg, args)
+        except UsageError as e:
+            problem = str(e)
+    problem = comm.broadcast_object(problem)
+    if problem is not None:
+        comm.close()
+        if comm.rank == 0:
+            raise UsageError(problem)
+        return 2
+    try:
+        summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, comm)
+        if args.trace:
+            comm.barrier()
+    except BaseException as e:      # noqa: B036 - also KeyboardInterrupt: the others must not wait
+        _abort(comm, e)
     if comm.rank == 0:
         _finish(out, summary, args.trace)
     comm.close()
     return 0
+
+
+def _abort(comm, error):
+    # MPI_Abort has to reach the launcher; across a cut link it may never return
+    threading.Timer(3.0, os._exit, (1,)).start()
+    if os.environ.get("DISTBP_DEBUG"):
+        traceback.print_exception(error)
+    first = str(error).splitlines()[0] if str(error) else ""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" [in {frames[-1].name}, {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}]" \
+        if frames else ""
+    print(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
+          f"{type(error).__name__}: {first}{where}", file=sys.stderr, flush=True)
+    comm.abort(1)

@@ -16,7 +16,8 @@ def confusion(pred, target, num_classes):
 
 def score_histograms(probs, target, num_classes):
     """(2, C, AP_BINS): histograms of class-c probability for positives (0) and negatives (1)."""
-    bins = np.minimum((probs * AP_BINS).astype(np.int64), AP_BINS - 1)   # (N, C)
+    probs = np.nan_to_num(probs, nan=0.0, posinf=1.0, neginf=0.0)       # a diverged model
+    bins = np.clip((probs * AP_BINS).astype(np.int64), 0, AP_BINS - 1)   # (N, C)
     pos = np.arange(num_classes)[None, :] == target[:, None]              # (N, C)
     out = np.zeros((2, num_classes, AP_BINS), dtype=np.int64)
     for c in range(num_classes):

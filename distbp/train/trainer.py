@@ -19,6 +19,7 @@ import distbp
 from distbp import nn
 from distbp.nn import functional as F
 from distbp.data import DistributedLoader, build_augment, open_split
+from distbp.errors import TrainingStopped
 from distbp.models import LANGUAGE_MODELS, build_model
 from distbp.parallel.ddp import DistributedDataParallel
 from distbp.train import checkpoint as ckpt
@@ -31,7 +32,7 @@ EVAL_BATCH = 256
 WARMUP_STEPS = 5  # steps left out of samples_per_second (first row-group reads, first allocations)
 
 
-class NonFiniteGradient(RuntimeError):
+class NonFiniteGradient(TrainingStopped):
     pass
 
 

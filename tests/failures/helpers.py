@@ -144,8 +144,15 @@ def start_time(pid):
 
 
 def wait_gone(run, seconds=5.0):
-    """Processes of the run still alive `seconds` after the job returned (should be none)."""
+    """{pid: command line} of the run's processes still alive `seconds` after the job returned
+    (should be none)."""
     end = time.monotonic() + seconds
     while run.processes() and time.monotonic() < end:
         time.sleep(0.1)
-    return run.processes()
+    left = {}
+    for pid in run.processes():
+        try:
+            left[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            pass
+    return left

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import time
 import uuid
 from pathlib import Path
@@ -75,9 +76,6 @@ def test_multihost_matches_local(runs, work, hosts):
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-12
 
 
-@pytest.mark.xfail(strict=True, reason="rank 0 names unreachable rank 1 after the timeout, but both "
-                   "ranks then hang in MPI_Finalize (PMI barrier across the cut link); fix: "
-                   "_main_mpi calls MPI.COMM_WORLD.Abort(1) on error")
 def test_cut_link_ends_naming_the_unreachable_rank(runs, work, hosts):
     cfg = write_config(work)                      # 100000 steps: only the failure can end it
     run = start_multihost(runs, work, hosts, cfg, "cut")
@@ -89,4 +87,7 @@ def test_cut_link_ends_naming_the_unreachable_rank(runs, work, hosts):
     assert rc is not None, f"job hung after the link was cut:\n{err[-2000:]}"
     assert time.monotonic() - t < 2 * timeout + 12
     assert rc != 0 and wait_gone(run) == {}
-    assert "waiting for rank 1" in err, err[-3000:]
+    # Across a cut link each side sees the other stop answering, and the first to time out aborts
+    # the job: either rank 0 names rank 1, or rank 1 (on the cut host) reports itself.
+    assert re.search(r"waiting for rank 1 |rank 1 of 2 failed: CommError: .* timed out", err), \
+        err[-3000:]

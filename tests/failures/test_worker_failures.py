@@ -108,9 +108,6 @@ def test_local_rank_hangs(runs, work):
 
 # -- mpiexec ------------------------------------------------------------------------------------
 @needs_mpi
-@pytest.mark.xfail(strict=True, reason="under mpiexec the raising rank prints a bare traceback that "
-                   "does not name its rank; survivors only time out; fix: _main_mpi catches, prints "
-                   "'rank R of N failed: ...' and calls MPI.COMM_WORLD.Abort")
 def test_mpi_rank_raises(runs, work):
     run = start(runs, work, "mpi", "raise:1:10")
     _, t = inject(run, "mpi", "raise")
@@ -135,9 +132,6 @@ def test_mpi_rank_killed(runs, work):
 
 
 @needs_mpi
-@pytest.mark.xfail(strict=True, reason="the survivors raise CommError after the timeout, then hang "
-                   "forever in MPI_Finalize (a PMI barrier with the stopped rank); fix: on an error, "
-                   "_main_mpi calls MPI.COMM_WORLD.Abort(1) instead of finalizing")
 def test_mpi_rank_hangs(runs, work):
     run = start(runs, work, "mpi", None)
     pid, t = inject(run, "mpi", "stop")
