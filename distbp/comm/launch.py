@@ -19,6 +19,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
 import traceback
 from multiprocessing import shared_memory
@@ -55,7 +56,7 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         for rank in range(nprocs):
             worker_env = {**(env or {}), **world_env, local.ENV_RANK: str(rank)}
             reader, writer = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker, args=(rank, worker_env, fn, args, writer),
+            p = ctx.Process(target=_worker, args=(rank, worker_env, fn, args, writer, os.getpid()),
                             name=f"distbp-rank{rank}")
             p.start()
             writer.close()
@@ -73,8 +74,30 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         shm.unlink()
 
 
-def _worker(rank, env, fn, args, conn):
+def _exit_with_launcher(launcher_pid):
+    """Workers end when the launcher is gone (SIGKILLed, say): with the forkserver start method
+    their parent is the forkserver, not the launcher, so nothing else would stop them."""
+    def watch():
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(launcher_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            if os.getppid() == 1 and launcher_pid != 1:   # the forkserver lost its parent too
+                try:
+                    with open(f"/proc/{launcher_pid}/stat") as f:
+                        if f.read().split(")")[-1].split()[0] == "Z":
+                            os._exit(1)
+                except OSError:
+                    os._exit(1)
+    threading.Thread(target=watch, name="distbp-launcher-watch", daemon=True).start()
+
+
+def _worker(rank, env, fn, args, conn, launcher_pid=None):
     os.environ.update(env)
+    if launcher_pid:
+        _exit_with_launcher(launcher_pid)
     try:
         result = fn(*args)
         from distbp.comm import world

@@ -139,3 +139,19 @@ def test_mpi_rank_hangs(runs, work):
     assert rc is not None, f"job hung after the survivors' CommError:\n{err[-2000:]}"
     assert rc != 0 and wait_gone(run) == {}
     assert any(re.search(r"rank 1 ", line) and "timed out" in line for line in err.splitlines())
+
+
+def test_local_launcher_killed_takes_its_workers(runs, work):
+    """SIGKILL of the launcher itself (an OOM killer, a scheduler): the workers, whose parent is
+    the forkserver, notice the launcher is gone and end; shared memory is reclaimed."""
+    run = start(runs, work, "local", None)
+    run.wait_for_step(5)
+    segments = run.segments()
+    assert segments
+    os.kill(run.proc.pid, signal.SIGKILL)
+    run.proc.wait(10)
+    assert wait_gone(run, seconds=15) == {}, "workers outlived their launcher"
+    deadline = time.monotonic() + 15
+    while any(os.path.exists(s) for s in segments) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(os.path.exists(s) for s in segments)
