@@ -129,7 +129,7 @@ def _read_json(path):
 
 def _param_shapes(path):
     try:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return {k: z[k].shape for k in z.files}
     except (OSError, ValueError):
         return {}
