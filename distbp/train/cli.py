@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -198,6 +199,7 @@ def _main_mpi(args, cfg, out):
 
 
 def _abort(comm, error):
+    from distbp import comm as C
     # MPI_Abort has to reach the launcher; across a cut link it may never return
     threading.Timer(3.0, os._exit, (1,)).start()
     if os.environ.get("DISTBP_DEBUG"):
@@ -208,4 +210,9 @@ def _abort(comm, error):
         if frames else ""
     print(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
           f"{type(error).__name__}: {first}{where}", file=sys.stderr, flush=True)
+    if isinstance(error, C.CommError):
+        # Every survivor of a silent rank times out at about the same moment, each naming the peer
+        # it waited for; a moment's grace lets all of them report before the abort, so the rank
+        # named by others and silent itself stands out.
+        time.sleep(1.0)
     comm.abort(1)

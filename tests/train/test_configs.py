@@ -27,6 +27,9 @@ def test_shipped_config_runs(config, tmp_path, data_dir, monkeypatch):
     rc = cli_main(["train", "--config", str(config), "--out", str(out), "--quiet",
                    "--set", "train.steps=3", "--set", "train.log_every=1",
                    "--set", "train.eval_every=0", "--set", "checkpoint.every_steps=2"])
+    if config.stem == "gradflow_exploding":       # diverges on purpose: stops naming the layer
+        assert rc == 1
+        return
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["world_size"] == 2
