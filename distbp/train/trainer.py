@@ -6,6 +6,7 @@ The loss of a step is the sum of per-sample (per-token) losses divided by the si
 batch, so all-reducing gradients with a plain sum gives the gradient of the global-batch mean on
 every rank, whatever the number of workers (world-size invariance).
 """
+import io
 import json
 import math
 import os
@@ -73,6 +74,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg["optim"], self.model)
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
         self.start_step = 0
+        self.skipped_steps = 0
         if resume:
             self._resume()
 
@@ -84,7 +86,6 @@ class Trainer:
                                         self.world, seed=t["seed"],
                                         augment=build_augment(cfg["data"]["augment"]),
                                         start_step=self.start_step)
-        self.skipped_steps = 0
         self.metrics_file = self.out / "metrics.jsonl"
 
     def _total_steps(self):
@@ -335,8 +336,10 @@ class Trainer:
             if k not in ("kind", "step"):
                 summary["test_" + k if k != "loss" else "test_loss"] = v
         if self.is_main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
-            np.savez(self.out / "model.npz", **self.model_state())
+            ckpt.atomic_write(self.out / "summary.json", json.dumps(summary, indent=1).encode())
+            buf = io.BytesIO()
+            np.savez(buf, **self.model_state())
+            ckpt.atomic_write(self.out / "model.npz", buf.getvalue())
         return summary
 
 
