@@ -100,7 +100,7 @@ class Communicator:
     # ---- public collectives ----
     def allreduce(self, array, op="sum"):
         """Reduce `array` in place across ranks (op: sum, max, min, mean) and return it."""
-        return self._call(self._allreduce_checked, self._reduce_args(array, op)).wait()
+        return self._call(self._allreduce_checked, self._reduce_args(array, op))
 
     def allreduce_async(self, array, op="sum"):
         """Like allreduce, returns a Work handle; `handle.wait()` returns the reduced array."""
@@ -110,17 +110,17 @@ class Communicator:
         """Copy rank `root`'s array into `array` on every rank, in place; returns it."""
         flat = _check_array(array, "broadcast")
         self._check_root(root, "broadcast")
-        return self._call(self._broadcast_checked, (array, flat, root)).wait()
+        return self._call(self._broadcast_checked, (array, flat, root))
 
     def allgather(self, array):
         """Returns an array of shape (size, *array.shape): row i is rank i's array."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"allgather needs a numpy array, got {type(array).__name__}")
         flat = _check_array(np.ascontiguousarray(array), "allgather", writeable=False)
-        return self._call(self._allgather_checked, (array, flat)).wait()
+        return self._call(self._allgather_checked, (array, flat))
 
     def barrier(self):
-        self._call(self._barrier_checked, ()).wait()
+        self._call(self._barrier_checked, ())
 
     def broadcast_object(self, obj, root=0):
         """Rank `root`'s JSON-able object on every rank (encoded as JSON bytes, never pickled)."""
@@ -161,12 +161,20 @@ class Communicator:
 
     # ---- execution: inline or on the communication thread, FIFO ----
     def _call(self, fn, args, sync=True):
+        """sync: run fn(*args) and return its result; else return a Work handle."""
         if self._closed:
             raise CommError(f"{self!r} is closed", op=getattr(fn, "__name__", None))
-        work = Work()
         if sync and self._pending == 0:
-            self._execute(fn, args, work)
-            return work
+            # Inline, without a Work handle (its Event costs microseconds: a small all-reduce's time).
+            with self._lock:
+                if self._broken is not None:
+                    raise self._broken
+                try:
+                    return fn(*args)
+                except CommError as e:
+                    self._broken = e
+                    raise
+        work = Work()
         if self._thread is None:
             self._queue = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._loop, name=f"distbp-comm-{self.rank}",
@@ -175,7 +183,7 @@ class Communicator:
         with self._plock:
             self._pending += 1
         self._queue.put((fn, args, work))
-        return work
+        return work.wait() if sync else work
 
     def _loop(self):
         while (item := self._queue.get()) is not None:

@@ -29,12 +29,15 @@ from distbp.comm.base import CommError
 
 
 def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver",
-          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=local.DEFAULT_NSLOTS):
+          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=local.DEFAULT_NSLOTS,
+          small_bytes=local.DEFAULT_SMALL_BYTES):
     """Run fn(*args) in `nprocs` processes of a local world; return their results in rank order.
 
     timeout: seconds a collective waits for a peer before raising CommError (exported to workers as
     DISTBP_COMM_TIMEOUT), and how long workers get to exit after the first failure.
-    env: extra environment variables, set in each worker before fn runs."""
+    env: extra environment variables, set in each worker before fn runs.
+    slot_bytes, nslots: the ring channels; small_bytes: all-reduces up to this size take the
+    small-message path (ring.allreduce_small) through mailboxes of this size."""
     if not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"spawn needs nprocs >= 1, got {nprocs!r}")
     if slot_bytes % 64:
@@ -42,16 +45,22 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
     ctx = mp.get_context(start_method)
     if start_method == "forkserver":
         ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])
-    _, _, total = local.layout(nprocs, slot_bytes, nslots)
+    if small_bytes < 0:
+        raise ValueError(f"small_bytes must be >= 0, got {small_bytes}")
+    *_, total = local.layout(nprocs, slot_bytes, nslots, small_bytes)
     shm = shared_memory.SharedMemory(f"distbp_{os.getpid()}_{secrets.token_hex(4)}", create=True,
                                      size=total)
-    procs = []
+    procs, bells = [], []
     try:
+        for rank in range(nprocs):  # each rank's doorbell (see local.py), unlinked with the segment
+            bells.append(local.bell_path(shm.name, rank))
+            os.mkfifo(bells[-1], 0o600)
         header = shm.buf[:local.HEADER_WORDS * 8].cast("q")
         header[0], header[1] = local.MAGIC, nprocs
         header.release()
         world_env = {local.ENV_NAME: shm.name, local.ENV_SIZE: str(nprocs),
                      local.ENV_SLOT: str(slot_bytes), local.ENV_NSLOTS: str(nslots),
+                     local.ENV_SMALL: str(small_bytes),
                      local.ENV_TIMEOUT: str(float(timeout))}
         for rank in range(nprocs):
             worker_env = {**(env or {}), **world_env, local.ENV_RANK: str(rank)}
@@ -72,6 +81,8 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         _reap(procs, 1.0)
         shm.close()
         shm.unlink()
+        for path in bells:
+            os.unlink(path)
 
 
 def _exit_with_launcher(launcher_pid):

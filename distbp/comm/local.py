@@ -4,18 +4,32 @@ The launcher (launch.spawn) creates the segment and tells each worker where it i
 `init("local")` attaches. Layout (all offsets 64-byte aligned):
 
     header   int64 words: [0] magic, [1] size, [2] failed rank + 1 (0: none), [3] exit code or
-             -signal, [4] failure kind (1 raised, 2 exited), [64 + r] collectives entered by rank r
+             -signal, [4] failure kind (1 raised, 2 exited), [64 + r] collectives entered by rank r,
+             [64 + size + r] 1 while rank r is blocked waiting for its bell (see below)
     channel r  (rank r's outbox, read only by rank r+1): ctrl words [0] write seq (written by r),
              [8] read seq (written by r+1), then `nslots` slots of (64-byte header, slot_bytes payload)
+    mailboxes  size * tags of them, for the small-message exchanges of ring.allreduce_small:
+             mailbox (dst, tag) has ctrl words [0] generation, [1 + g % 2] bytes of generation g
+             (written by its one sender, the rank that talks to dst with that tag), then 2 buffers of small_bytes (generation g
+             in buffer g % 2: a sender is never two messages ahead of the reader, see exchange)
 
 Each channel is a single-producer single-consumer ring buffer: the writer copies a segment into a free
 slot, then publishes it by bumping the write seq; the reader folds the slot straight into its
 destination (np.add(dst, slot, out=dst), no temporary), then frees it by bumping the read seq. x86
 keeps stores in order, so a reader that sees the new seq sees the data written before it.
-Waiting spins briefly, then yields the core (2 cores, often more ranks than cores), then sleeps.
+
+Waiting spins a few microseconds (the peer may be running on the other core), then blocks in poll()
+on the rank's bell: a named FIFO next to the segment (/dev/shm/<segment>.bell<r>, made and unlinked
+by the launcher). Before blocking, a rank sets its waiting word, empties its bell and checks again
+whether it can move; a rank that publishes a slot (or frees one, or fills a mailbox) writes a byte to
+the bell of a peer whose waiting word is set. So with more ranks than cores a waiting rank gives its
+core to the peer it waits for, and wakes as soon as that peer has made progress, instead of
+yield-polling. poll() has a short timeout, so failures, the deadline and the launcher are checked
+even if no one rings.
 """
 import mmap
 import os
+import select
 import signal
 import time
 
@@ -29,22 +43,39 @@ CTRL_BYTES = 128
 SLOT_HEADER = 64
 ENV_NAME, ENV_RANK, ENV_SIZE = "DISTBP_LOCAL_SHM", "DISTBP_LOCAL_RANK", "DISTBP_LOCAL_SIZE"
 ENV_SLOT, ENV_NSLOTS, ENV_TIMEOUT = "DISTBP_LOCAL_SLOT_BYTES", "DISTBP_LOCAL_NSLOTS", "DISTBP_COMM_TIMEOUT"
+ENV_SMALL = "DISTBP_LOCAL_SMALL_BYTES"
 DEFAULT_SLOT_BYTES = 256 << 10  # fits in L2 with a few in flight: writer and reader hit cache
 DEFAULT_NSLOTS = 16  # 4 MB in flight per channel: an oversubscribed rank runs ahead, switches less
+# All-reduces up to this size take ring.allreduce_small (recursive doubling through the mailboxes):
+# on 2 cores it beats the ring up to ~1-4 MB at N=2 and N=4 (fewer hand-offs, which are what costs
+# when ranks outnumber cores); mailbox memory is size * ntags(size) * 2 * DEFAULT_SMALL_BYTES.
+DEFAULT_SMALL_BYTES = 1 << 20
 BLOCK_BYTES = 4 << 20  # ring.allreduce block per rank: N*4 MB stay in L3 through all 2(N-1) steps
-POLLS_BEFORE_YIELD = 1000  # as MPICH: spin (the peer is on the other core), then yield it the core
-SLEEP_AFTER = 0.02  # seconds of waiting after which a rank sleeps between polls (a slow peer)
+SPIN_POLLS = 50  # polls (~20-50 us) before blocking on the bell: enough when the peer is running
+BLOCK_MS = 20  # poll() timeout: failures, the deadline and the launcher are checked this often
+MAILBOX_HEADER = 64
 
 
 def _round(n, to=4096):
     return -(-n // to) * to
 
 
-def layout(size, slot_bytes, nslots):
-    """(header bytes, channel bytes, total bytes) of a world."""
-    header = _round((HEADER_WORDS + size) * 8)
+def layout(size, slot_bytes, nslots, small_bytes=DEFAULT_SMALL_BYTES):
+    """(header bytes, channel bytes, mailbox bytes, total bytes) of a world."""
+    header = _round((HEADER_WORDS + 2 * size) * 8)
     channel = _round(CTRL_BYTES + nslots * (SLOT_HEADER + slot_bytes))
-    return header, channel, header + size * channel
+    mailbox = MAILBOX_HEADER + 2 * _round(small_bytes, 64)
+    return header, channel, mailbox, header + size * channel + size * ntags(size) * mailbox
+
+
+def ntags(size):
+    """Mailboxes per rank: one per recursive-doubling step, plus one for the fold-in of the ranks
+    beyond the largest power of two (ring.allreduce_small)."""
+    return size.bit_length()
+
+
+def bell_path(name, rank):
+    return f"/dev/shm/{name}.bell{rank}"
 
 
 def open_segment(name):
@@ -60,12 +91,13 @@ def open_segment(name):
 class ShmTransport:
     """Ring transport over the shared segment: outbox = channel[rank], inbox = channel[rank-1]."""
 
-    def __init__(self, buf, rank, size, slot_bytes, nslots, timeout):
+    def __init__(self, buf, rank, size, slot_bytes, nslots, timeout, name=None,
+                 small_bytes=DEFAULT_SMALL_BYTES):
         self.rank, self.size, self.timeout, self.op = rank, size, timeout, "collective"
-        self.slot_bytes, self.nslots = slot_bytes, nslots
+        self.slot_bytes, self.nslots, self.small_bytes = slot_bytes, nslots, small_bytes
         self.block_bytes = int(os.environ.get("DISTBP_LOCAL_BLOCK_BYTES", BLOCK_BYTES))  # 0: unblocked
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
-        hbytes, cbytes, _ = layout(size, slot_bytes, nslots)
+        hbytes, cbytes, mbytes, _ = layout(size, slot_bytes, nslots, small_bytes)
         self._buf = buf
         self._mv = memoryview(buf)
         self.header = self._mv[:hbytes].cast("q")
@@ -73,7 +105,18 @@ class ShmTransport:
         self._in = self._channel(hbytes + self.left * cbytes)
         self._w = self._out[0][0]  # my outbox's write seq (only I write it)
         self._r = self._in[0][8]  # my inbox's read seq (only I write it)
+        self._boxes_at = hbytes + size * cbytes
+        self._mbytes = mbytes
+        self._boxes = {}  # (dst, tag) -> (ctrl, buffer 0, buffer 1)
+        self._gen = {}  # (dst, tag) -> generations sent to dst with tag; (rank, tag): received
+        self._waiting = HEADER_WORDS + size  # + r: rank r's waiting word
         self._ppid = os.getppid()
+        self._name = name
+        self._bells = {}  # rank -> fd of its FIFO (opened on first use)
+        self._poller = None
+        if name is not None:
+            self._poller = select.poll()
+            self._poller.register(self._bell(rank), select.POLLIN)
 
     def _channel(self, off):
         ctrl = self._mv[off:off + CTRL_BYTES].cast("q")
@@ -83,6 +126,21 @@ class ShmTransport:
             heads.append(self._mv[s:s + SLOT_HEADER].cast("q"))
             slots.append(np.frombuffer(self._buf, np.uint8, self.slot_bytes, s + SLOT_HEADER))
         return ctrl, heads, slots
+
+    def _bell(self, rank):
+        fd = self._bells.get(rank)
+        if fd is None:
+            # O_RDWR: opening a FIFO never blocks and never fails for want of a reader (Linux).
+            fd = self._bells[rank] = os.open(bell_path(self._name, rank), os.O_RDWR | os.O_NONBLOCK)
+        return fd
+
+    def _ring(self, rank):
+        """Wake `rank` if it is blocked (or about to block) waiting for me."""
+        if self.header[self._waiting + rank] and self._name is not None:
+            try:
+                os.write(self._bell(rank), b"\0")
+            except BlockingIOError:  # the FIFO is full of unread wake-ups: it will wake anyway
+                pass
 
     def begin(self, op, seq):
         self.op = op
@@ -104,6 +162,7 @@ class ShmTransport:
         S, nslots = self.slot_bytes, self.nslots
         out_ctrl, out_heads, out_slots = self._out
         in_ctrl, in_heads, in_slots = self._in
+        header, wait_right, wait_left = self.header, self._waiting + self.right, self._waiting + self.left
         sb = send.view(np.uint8) if send is not None else None
         rb = recv.view(np.uint8) if recv is not None else None
         nsend = max(1, -(-sb.size // S)) if sb is not None else 0
@@ -123,6 +182,8 @@ class ShmTransport:
                 i += 1
                 w += 1
                 out_ctrl[0] = w  # publish after the data
+                if header[wait_right]:
+                    self._ring(self.right)
                 moved = True
             if j < nrecv and in_ctrl[0] > r:
                 k = r % nslots
@@ -140,31 +201,88 @@ class ShmTransport:
                 j += 1
                 r += 1
                 in_ctrl[8] = r  # free the slot after reading it
+                if header[wait_left]:
+                    self._ring(self.left)
                 moved = True
             if moved:
                 idle = 0
             else:
-                idle = self._backoff(idle, self.left if j < nrecv else self.right)
+                idle += 1
+                if idle > SPIN_POLLS:
+                    ready = lambda: ((i < nsend and w - out_ctrl[8] < nslots)
+                                     or (j < nrecv and in_ctrl[0] > r))
+                    self._block(idle, ready, self.left if j < nrecv else self.right)
         self._w, self._r = w, r
 
-    def _backoff(self, idle, peer):
-        idle += 1
-        if idle < POLLS_BEFORE_YIELD:
-            return idle
-        if idle == POLLS_BEFORE_YIELD:
-            self._since = time.monotonic()
+    # ---- the small-message exchange used by ring.allreduce_small ----
+    def _box(self, dst, tag):
+        box = self._boxes.get((dst, tag))
+        if box is None:
+            off = self._boxes_at + (dst * ntags(self.size) + tag) * self._mbytes
+            half = (self._mbytes - MAILBOX_HEADER) // 2
+            box = self._boxes[dst, tag] = (
+                self._mv[off:off + MAILBOX_HEADER].cast("q"),
+                np.frombuffer(self._buf, np.uint8, half, off + MAILBOX_HEADER),
+                np.frombuffer(self._buf, np.uint8, half, off + MAILBOX_HEADER + half))
+        return box
+
+    def exchange(self, peer, send, like, tag):
+        """Send `send` (or nothing: None) to `peer`, and return the array `peer` sends me with the same
+        tag, shaped like `like` (None: receive nothing). The returned view lives in my mailbox and
+        stays valid until my next exchange with this tag.
+
+        Generation g of a (sender, receiver, tag) mailbox goes to buffer g % 2. Overwriting buffer
+        g % 2 again (generation g + 2) needs the sender to have got past an exchange that the reader
+        completes only after reading generation g, so a sender is never two messages ahead."""
+        if send is not None:
+            if send.nbytes > self.small_bytes:
+                raise ValueError(f"exchange of {send.nbytes} bytes exceeds the {self.small_bytes}-byte mailbox")
+            ctrl, *bufs = self._box(peer, tag)
+            g = self._gen[peer, tag] = self._gen.get((peer, tag), 0) + 1
+            np.copyto(bufs[g % 2][:send.nbytes], send.view(np.uint8).reshape(-1))
+            ctrl[1 + g % 2] = send.nbytes
+            ctrl[0] = g  # publish after the data
+            self._ring(peer)
+        if like is None:
+            return None
+        ctrl, *bufs = self._box(self.rank, tag)
+        g = self._gen[self.rank, tag] = self._gen.get((self.rank, tag), 0) + 1
+        idle = 0
+        while ctrl[0] < g:
+            idle += 1
+            if idle > SPIN_POLLS:
+                self._block(idle, lambda: ctrl[0] >= g, peer)
+        if ctrl[1 + g % 2] != like.nbytes:
+            self._mismatch(ctrl[1 + g % 2], like.nbytes, peer)
+        return bufs[g % 2][:like.nbytes].view(like.dtype)
+
+    # ---- waiting ----
+    def _block(self, idle, ready, peer):
+        """Nothing could move for SPIN_POLLS polls: check for failures and the deadline, then sleep
+        on my bell until a peer makes progress (or BLOCK_MS passes)."""
+        now = time.monotonic()
+        if idle == SPIN_POLLS + 1:
+            self._since = now
         self._check_abort()
-        if idle & 15 == 0:
-            waited = time.monotonic() - self._since
-            if waited > self.timeout:
-                self._timed_out(peer)
-            if os.getppid() != self._ppid:
-                raise CommError(f"{self.op} aborted on rank {self.rank}: the launcher died", op=self.op)
-            self._sleep = 0.0002 if waited > SLEEP_AFTER else 0
-        elif idle == POLLS_BEFORE_YIELD:
-            self._sleep = 0
-        time.sleep(self._sleep)  # 0: yield the core to the peer
-        return idle
+        if now - self._since > self.timeout:
+            self._timed_out(peer)
+        if os.getppid() != self._ppid:
+            raise CommError(f"{self.op} aborted on rank {self.rank}: the launcher died", op=self.op)
+        if self._poller is None:  # no bells (a segment made by hand): yield the core
+            if now - self._since < 0.02:
+                os.sched_yield()
+            else:
+                time.sleep(0.0002)
+            return
+        flag = self._waiting + self.rank
+        self.header[flag] = 1  # from here on, a peer that makes progress rings my bell
+        try:
+            os.read(self._bells[self.rank], 4096)  # old wake-ups (the check below covers them)
+        except BlockingIOError:
+            pass
+        if not ready():  # checked after raising the flag: a publish from now on rings
+            self._poller.poll(BLOCK_MS)
+        self.header[flag] = 0
 
     def _check_abort(self):
         failed = self.header[2]
@@ -181,13 +299,17 @@ class ShmTransport:
         raise CommError(f"{self.op} timed out after {self.timeout}s waiting for rank {peer} "
                         f"(rank {peer} may have died or stopped answering)", rank=peer, op=self.op)
 
-    def _mismatch(self, sent, expected):
-        raise CommError(f"{self.op}: rank {self.left} sent a {sent}-byte message but rank {self.rank} "
+    def _mismatch(self, sent, expected, peer=None):
+        peer = self.left if peer is None else peer
+        raise CommError(f"{self.op}: rank {peer} sent a {sent}-byte message but rank {self.rank} "
                         f"expected {expected} bytes (different sizes or dtypes on different ranks; "
-                        f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=self.left, op=self.op)
+                        f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=peer, op=self.op)
 
     def close(self):
-        self._in = self._out = self.header = None
+        for fd in self._bells.values():
+            os.close(fd)
+        self._bells = {}
+        self._in = self._out = self.header = self._boxes = None
         try:  # views may still be alive (e.g. in a traceback); then the mapping goes with them
             self._mv.release()
             self._buf.close()
@@ -235,6 +357,8 @@ class LocalCommunicator(Communicator):
             timeout = float(os.environ.get(ENV_TIMEOUT, 30.0))
         super().__init__(rank, size, timeout, debug)
         slot, nslots = int(os.environ[ENV_SLOT]), int(os.environ[ENV_NSLOTS])
-        self.transport = ShmTransport(open_segment(name), rank, size, slot, nslots, self.timeout)
+        small = int(os.environ.get(ENV_SMALL, DEFAULT_SMALL_BYTES))
+        self.transport = ShmTransport(open_segment(name), rank, size, slot, nslots, self.timeout,
+                                      name, small)
         if self.transport.header[0] != MAGIC or self.transport.header[1] != size:
             raise CommError(f"shared memory segment {name} is not a distbp world of size {size}")

@@ -7,6 +7,7 @@ MPI_Allreduce (for comparison, and as a fallback; it cannot time out: MPI blocks
 posts its Irecv(s) and Isend(s) before waiting, so no ordering of ranks can deadlock, and waits by
 polling Test with a deadline, so a dead or silent peer raises CommError instead of hanging.
 """
+import os
 import time
 
 import numpy as np
@@ -14,15 +15,25 @@ import numpy as np
 from distbp.comm.base import CommError, Communicator
 
 SEGMENT_BYTES = 1 << 20  # reduce segment k while segment k+1 is still arriving
+# All-reduces up to this size take ring.allreduce_small (recursive doubling: log2 N exchanges of the
+# whole buffer instead of 2(N-1) ring steps). Measured on 2 cores at N=2 and N=4 (oversubscribed),
+# recursive doubling is faster up to ~1-2 MB, the ring from 4 MB on.
+SMALL_BYTES = 1 << 20
+# Polls of Testall that yield the core (sched_yield: ~1 us when no one else wants it, a time slice
+# for the peer when ranks outnumber cores) before sleeping between polls. Not time.sleep(0): that is
+# a ~100 us clock_nanosleep.
+YIELD_POLLS = 20000
+SMALL_TAG = 1  # + step: the tags of allreduce_small's messages (the ring's are 0)
 
 
 class MPITransport:
-    def __init__(self, comm, timeout, segment_bytes=SEGMENT_BYTES):
+    def __init__(self, comm, timeout, segment_bytes=SEGMENT_BYTES, small_bytes=SMALL_BYTES):
         from mpi4py import MPI
         self.MPI, self.comm = MPI, comm
         self.rank, self.size, self.timeout, self.op = comm.Get_rank(), comm.Get_size(), timeout, "collective"
         self.left, self.right = (self.rank - 1) % self.size, (self.rank + 1) % self.size
-        self.segment_bytes = segment_bytes
+        self.segment_bytes, self.small_bytes = segment_bytes, small_bytes
+        self._small = np.empty(small_bytes, np.uint8)
         self._scratch = np.empty(0, np.uint8)
 
     def begin(self, op, seq):
@@ -45,10 +56,22 @@ class MPITransport:
         for i, req in zip(rstarts, rreqs):
             self._wait([req], (self.left,), tmp[i:i + step].nbytes)
             op(recv[i:i + step], tmp[i:i + step], out=recv[i:i + step])
+        # My send and my receive are different chunks and may differ by an element, hence in their
+        # number of segments; each receive checks its own size against what the left rank sent.
         self._wait(sreqs, (self.right,))
-        if len(rstarts) != len(sstarts):
-            raise CommError(f"{self.op}: rank {self.left} and rank {self.rank} disagree on the message "
-                            f"size (different sizes or dtypes on different ranks)", rank=self.left, op=self.op)
+
+    def exchange(self, peer, send, like, tag):
+        """Send `send` to `peer` and return what `peer` sent me with this tag (see ring.py)."""
+        reqs = []
+        if like is not None:
+            if like.nbytes > self._small.nbytes:
+                self._small = np.empty(like.nbytes, np.uint8)
+            theirs = self._small[:like.nbytes].view(like.dtype)
+            reqs.append(self.comm.Irecv(theirs, peer, SMALL_TAG + tag))
+        if send is not None:
+            reqs.insert(0, self.comm.Isend(send, peer, SMALL_TAG + tag))
+        self._wait(reqs, (peer,), like.nbytes if like is not None else None)
+        return theirs if like is not None else None
 
     def send(self, arr):
         self._wait([self.comm.Isend(arr, self.right)], (self.right,))
@@ -76,16 +99,19 @@ class MPITransport:
                     peer = peers[-1]
                     raise CommError(f"{self.op} timed out after {self.timeout}s waiting for rank {peer} "
                                     f"(rank {peer} may have died or stopped answering)", rank=peer, op=self.op)
-                time.sleep(0 if idle < 5000 else 0.0002)
+                if idle < YIELD_POLLS:
+                    os.sched_yield()
+                else:
+                    time.sleep(0.0002)
         except self.MPI.Exception as e:
             raise CommError(f"{self.op} failed on rank {self.rank} talking to rank {peers[-1]}: {e} "
                             f"(different sizes or dtypes on different ranks? set DISTBP_COMM_DEBUG=1)",
                             rank=peers[-1], op=self.op) from None
         if expect is not None and statuses[-1].Get_count(self.MPI.BYTE) != expect:
-            got = statuses[-1].Get_count(self.MPI.BYTE)
-            raise CommError(f"{self.op}: rank {self.left} sent a {got}-byte message but rank {self.rank} "
+            got, peer = statuses[-1].Get_count(self.MPI.BYTE), peers[-1]
+            raise CommError(f"{self.op}: rank {peer} sent a {got}-byte message but rank {self.rank} "
                             f"expected {expect} bytes (different sizes or dtypes on different ranks; "
-                            f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=self.left, op=self.op)
+                            f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=peer, op=self.op)
 
     def close(self):
         pass

@@ -5,7 +5,10 @@ A transport links each rank to its ring neighbours, left = rank-1 and right = ra
     transport.sendrecv(send, recv, op=None)  # send -> right while recv <- left; if op, recv = op(recv, incoming)
     transport.send(arr)                      # -> right
     transport.recv(arr, op=None)             # <- left
+    transport.exchange(peer, send, like, tag)  # send -> peer (None: nothing) and return what peer
+                                             # sent me with this tag, shaped like `like` (None: nothing)
     transport.rank, transport.size, transport.op (the collective's name, for error messages)
+    transport.small_bytes                    # all-reduces up to this size take allreduce_small
 
 Transports split large messages into segments and stream them (the shared-memory transport through
 a ring buffer of slots, MPI with one Isend/Irecv per segment), so a receiver reduces segment k while
@@ -16,6 +19,13 @@ The all-gather copies each chunk's owner's reduced bits, so every rank ends with
 A transport with `block_bytes` gets the buffer in blocks of size * block_bytes, each run through
 the whole ring while it is hot in cache (NCCL-style slices); a reduced block is sent on at once, and
 the buffered transport lets a rank run several blocks ahead of its neighbour, so blocks stream.
+
+Small buffers (<= transport.small_bytes, 64 KB by default) take recursive doubling instead
+(allreduce_small), as MPI libraries and NCCL pick algorithms by size: the ring's 2(N-1) steps each
+cost a hand-off and some microseconds of Python, which dominate a small message, while recursive
+doubling needs ceil(log2 N) exchanges (+2 for a world that is not a power of two), each moving the
+whole buffer. The switch depends only on the byte count, so every rank of a consistent call takes
+the same path.
 """
 import numpy as np
 
@@ -29,6 +39,8 @@ def allreduce(t, flat, op):
     """Reduce the 1-D contiguous `flat` in place across the ring with ufunc `op` (np.add, ...)."""
     if t.size == 1:
         return flat
+    if flat.nbytes <= getattr(t, "small_bytes", 0):
+        return allreduce_small(t, flat, op)
     block_bytes = getattr(t, "block_bytes", None)
     if not block_bytes or flat.nbytes <= t.size * block_bytes:
         return _allreduce_block(t, flat, op)
@@ -49,6 +61,33 @@ def _allreduce_block(t, flat, op):
     # All-gather: pass the reduced chunks around; the receiver overwrites its copy.
     for s in range(n - 1):
         t.sendrecv(chunk(r + 1 - s), chunk(r - s))
+    return flat
+
+
+def allreduce_small(t, flat, op):
+    """Recursive doubling: at step k rank r swaps its partial result with rank r ^ 2**k and both
+    compute op(lower rank's partial, higher rank's partial), so the two hold the same bits (the
+    operands are in the same order on both, which also keeps max/min of -0.0 and 0.0 identical).
+    A world of size N = P + E (P the largest power of two <= N) first folds rank P + e into rank e
+    (tag L = log2 P), runs the doubling among ranks 0..P-1, then copies the result back to rank P + e."""
+    n, r = t.size, t.rank
+    fold = n.bit_length() - 1  # tags 0..fold-1: doubling steps; fold: the extra ranks
+    p = 1 << fold
+    if r >= p:  # an extra rank: hand my data to r - p, get the result back
+        t.exchange(r - p, flat, None, fold)
+        np.copyto(flat, t.exchange(r - p, None, flat, fold))
+        return flat
+    if r < n - p:
+        op(flat, t.exchange(r + p, None, flat, fold), out=flat)
+    for k in range(fold):
+        peer = r ^ (1 << k)
+        theirs = t.exchange(peer, flat, flat, k)
+        if r < peer:
+            op(flat, theirs, out=flat)
+        else:
+            op(theirs, flat, out=flat)
+    if r < n - p:
+        t.exchange(r + p, flat, None, fold)
     return flat
 
 

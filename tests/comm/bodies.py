@@ -44,16 +44,57 @@ def check_allreduce(comm):
     return k
 
 
+def small_bytes(comm):
+    """The all-reduce size up to which the transport takes ring.allreduce_small (0: none)."""
+    return getattr(comm.transport, "small_bytes", 0) if comm.transport is not None else 0
+
+
+def threshold_lengths(comm, dtype):
+    """Element counts just below, at and just above the small-message switch."""
+    k = small_bytes(comm) // np.dtype(dtype).itemsize
+    return [k - 1, k, k + 1] if k > 1 else []
+
+
+def check_allreduce_around_switch(comm):
+    """Both algorithms, at the sizes where they meet: every dtype and op, exact results."""
+    k = 0
+    for dtype in DTYPES:
+        for n in threshold_lengths(comm, dtype):
+            for op in list(OPS) + (["mean"] if np.dtype(dtype).kind == "f" else []):
+                x = rank_data(comm.rank, n, dtype, salt=len(op) + 1)
+                comm.allreduce(x, op=op)
+                want = expected(comm.size, n, dtype, op, salt=len(op) + 1)
+                assert np.array_equal(x, want), (n, dtype, op, x[:5], want[:5])
+                k += 1
+    return k
+
+
 def check_identical_bits(comm):
-    """Random float32 sums depend on order; every rank must still hold the very same bits."""
-    x = np.random.default_rng(comm.rank).standard_normal(100_003).astype(np.float32)
-    comm.allreduce(x)
-    rows = comm.allgather(x.view(np.uint32))
-    assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), "ranks differ in bits"
-    ref = np.stack([np.random.default_rng(q).standard_normal(100_003).astype(np.float32)
-                    for q in range(comm.size)]).astype(np.float64).sum(0)
-    assert np.allclose(x, ref, rtol=1e-5, atol=1e-4)
-    return 1
+    """Random float sums depend on order; every rank must still hold the very same bits, on both
+    sides of the small-message switch, for sum and mean (and max/min of signed zeros)."""
+    k = 0
+    lengths = [5, 1003, 100_003] + threshold_lengths(comm, np.float32)
+    for dtype in (np.float32, np.float64):
+        for n in lengths:
+            for op in ("sum", "mean"):
+                x = np.random.default_rng(comm.rank + n).standard_normal(n).astype(dtype)
+                comm.allreduce(x, op=op)
+                bits = x.view(np.uint32 if dtype == np.float32 else np.uint64)
+                rows = comm.allgather(bits)
+                assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), \
+                    f"ranks differ in bits ({n} x {np.dtype(dtype).name}, {op})"
+                ref = np.stack([np.random.default_rng(q + n).standard_normal(n).astype(dtype)
+                                for q in range(comm.size)]).astype(np.float64).sum(0)
+                ref /= comm.size if op == "mean" else 1
+                assert np.allclose(x, ref, rtol=1e-5, atol=1e-4)
+                k += 1
+    for op in ("max", "min"):  # -0.0 == 0.0: which one a rank keeps must not depend on the rank
+        z = np.full(7, -0.0 if comm.rank % 2 else 0.0, np.float32)
+        comm.allreduce(z, op=op)
+        rows = comm.allgather(z.view(np.uint32))
+        assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), f"signed zeros, {op}"
+        k += 1
+    return k
 
 
 def check_repeated(comm):
@@ -120,7 +161,7 @@ def check_objects(comm):
     return 3
 
 
-CHECKS = [check_allreduce, check_identical_bits, check_repeated, check_async,
+CHECKS = [check_allreduce, check_allreduce_around_switch, check_identical_bits, check_repeated, check_async,
           check_broadcast_allgather, check_objects]
 
 

@@ -29,8 +29,9 @@ def no_leftovers():
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
 def test_body(size):
     # Size 3 runs with small slots and ring blocks: messages span many slots, the ring buffer
-    # wraps hundreds of times, and ring.allreduce takes its blocked path even for small arrays.
-    small = dict(slot_bytes=16384, nslots=4, env={"DISTBP_LOCAL_BLOCK_BYTES": "65536"})
+    # wraps hundreds of times, and ring.allreduce takes its blocked path even for small arrays;
+    # its small-message switch is at 4 KB (the others: the default), so both paths run often.
+    small = dict(slot_bytes=16384, nslots=4, small_bytes=4096, env={"DISTBP_LOCAL_BLOCK_BYTES": "65536"})
     results = spawn(workers.run_bodies, size, timeout=30, **(small if size == 3 else {}))
     assert [r["rank"] for r in results] == list(range(size))
     assert all(r["size"] == size and r["backend"] == "local" for r in results)
