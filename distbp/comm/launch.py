@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import traceback
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 
 from distbp.comm import local
 from distbp.comm.base import CommError
@@ -55,6 +55,9 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         for rank in range(nprocs):  # each rank's doorbell (see local.py), unlinked with the segment
             bells.append(local.bell_path(shm.name, rank))
             os.mkfifo(bells[-1], 0o600)
+            # Reclaimed like the segment if the launcher is killed: the resource tracker's
+            # shared_memory cleanup is shm_unlink, which removes /dev/shm/<name>, a FIFO too.
+            resource_tracker.register(_tracker_name(bells[-1]), "shared_memory")
         header = shm.buf[:local.HEADER_WORDS * 8].cast("q")
         header[0], header[1] = local.MAGIC, nprocs
         header.release()
@@ -83,6 +86,11 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         shm.unlink()
         for path in bells:
             os.unlink(path)
+            resource_tracker.unregister(_tracker_name(path), "shared_memory")
+
+
+def _tracker_name(path):
+    return "/" + os.path.basename(path)
 
 
 def _exit_with_launcher(launcher_pid):
