@@ -5,7 +5,8 @@ The launcher (launch.spawn) creates the segment and tells each worker where it i
 
     header   int64 words: [0] magic, [1] size, [2] failed rank + 1 (0: none), [3] exit code or
              -signal, [4] failure kind (1 raised, 2 exited), [64 + r] collectives entered by rank r,
-             [64 + size + r] 1 while rank r is blocked waiting for its bell (see below)
+             [64 + size + r] 1 while rank r is blocked on a mailbox, [64 + 2 size + r] the write seq
+             of its inbox it waits for, [64 + 3 size + r] the read seq of its outbox it waits for
     channel r  (rank r's outbox, read only by rank r+1): ctrl words [0] write seq (written by r),
              [8] read seq (written by r+1), then `nslots` slots of (64-byte header, slot_bytes payload)
     mailboxes  size * tags of them, for the small-message exchanges of ring.allreduce_small:
@@ -21,10 +22,12 @@ keeps stores in order, so a reader that sees the new seq sees the data written b
 Waiting spins a few microseconds (the peer may be running on the other core), then blocks in poll()
 on the rank's bell: a named FIFO next to the segment (/dev/shm/<segment>.bell<r>, made and unlinked
 by the launcher). Before blocking, a rank sets its waiting word, empties its bell and checks again
-whether it can move; a rank that publishes a slot (or frees one, or fills a mailbox) writes a byte to
-the bell of a peer whose waiting word is set. So with more ranks than cores a waiting rank gives its
-core to the peer it waits for, and wakes as soon as that peer has made progress, instead of
-yield-polling. poll() has a short timeout, so failures, the deadline and the launcher are checked
+whether it can move; a rank that fills a mailbox writes a byte to the bell of a peer whose waiting
+word is set. On the channels a waiting rank asks for a batch (half a channel, or the rest of the
+message): the producer rings once the write seq reaches the reader's target, the reader once the read
+seq reaches the writer's; so each wake-up moves megabytes, not one slot (with more ranks than cores a
+wake-up can preempt the waker: one per slot would ping-pong). A waiting rank thus gives its core to
+the peer it waits for instead of yield-polling. poll() has a short timeout, so failures, the deadline and the launcher are checked
 even if no one rings.
 """
 import mmap
@@ -51,7 +54,10 @@ DEFAULT_NSLOTS = 16  # 4 MB in flight per channel: an oversubscribed rank runs a
 # when ranks outnumber cores); mailbox memory is size * ntags(size) * 2 * DEFAULT_SMALL_BYTES.
 DEFAULT_SMALL_BYTES = 1 << 20
 BLOCK_BYTES = 4 << 20  # ring.allreduce block per rank: N*4 MB stay in L3 through all 2(N-1) steps
-SPIN_POLLS = 50  # polls (~20-50 us) before blocking on the bell: enough when the peer is running
+# Polls before blocking on the bell: ~50 us when every rank has a core (the peer is running and
+# about to publish; a wake-up costs more), almost none when ranks outnumber cores (spinning then
+# takes the core the peer needs).
+SPIN_POLLS, SPIN_POLLS_OVERSUBSCRIBED = 100, 4
 BLOCK_MS = 20  # poll() timeout: failures, the deadline and the launcher are checked this often
 MAILBOX_HEADER = 64
 
@@ -62,7 +68,7 @@ def _round(n, to=4096):
 
 def layout(size, slot_bytes, nslots, small_bytes=DEFAULT_SMALL_BYTES):
     """(header bytes, channel bytes, mailbox bytes, total bytes) of a world."""
-    header = _round((HEADER_WORDS + 2 * size) * 8)
+    header = _round((HEADER_WORDS + 4 * size) * 8)
     channel = _round(CTRL_BYTES + nslots * (SLOT_HEADER + slot_bytes))
     mailbox = MAILBOX_HEADER + 2 * _round(small_bytes, 64)
     return header, channel, mailbox, header + size * channel + size * ntags(size) * mailbox
@@ -97,6 +103,7 @@ class ShmTransport:
         self.slot_bytes, self.nslots, self.small_bytes = slot_bytes, nslots, small_bytes
         self.block_bytes = int(os.environ.get("DISTBP_LOCAL_BLOCK_BYTES", BLOCK_BYTES))  # 0: unblocked
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
+        self.spin = SPIN_POLLS if size <= len(os.sched_getaffinity(0)) else SPIN_POLLS_OVERSUBSCRIBED
         hbytes, cbytes, mbytes, _ = layout(size, slot_bytes, nslots, small_bytes)
         self._buf = buf
         self._mv = memoryview(buf)
@@ -109,7 +116,9 @@ class ShmTransport:
         self._mbytes = mbytes
         self._boxes = {}  # (dst, tag) -> (ctrl, buffer 0, buffer 1)
         self._gen = {}  # (dst, tag) -> generations sent to dst with tag; (rank, tag): received
-        self._waiting = HEADER_WORDS + size  # + r: rank r's waiting word
+        self._waiting = HEADER_WORDS + size  # + r: rank r's waiting word (mailboxes)
+        self._want_data, self._want_space = HEADER_WORDS + 2 * size, HEADER_WORDS + 3 * size
+        self._rang = [0, 0]  # the targets of the right (data) and left (space) neighbours I last rang
         self._ppid = os.getppid()
         self._name = name
         self._bells = {}  # rank -> fd of its FIFO (opened on first use)
@@ -134,9 +143,9 @@ class ShmTransport:
             fd = self._bells[rank] = os.open(bell_path(self._name, rank), os.O_RDWR | os.O_NONBLOCK)
         return fd
 
-    def _ring(self, rank):
-        """Wake `rank` if it is blocked (or about to block) waiting for me."""
-        if self.header[self._waiting + rank] and self._name is not None:
+    def _ring(self, rank, force=False):
+        """Wake `rank` if it is blocked (or about to block) on a mailbox (force: unconditionally)."""
+        if (force or self.header[self._waiting + rank]) and self._name is not None:
             try:
                 os.write(self._bell(rank), b"\0")
             except BlockingIOError:  # the FIFO is full of unread wake-ups: it will wake anyway
@@ -162,7 +171,9 @@ class ShmTransport:
         S, nslots = self.slot_bytes, self.nslots
         out_ctrl, out_heads, out_slots = self._out
         in_ctrl, in_heads, in_slots = self._in
-        header, wait_right, wait_left = self.header, self._waiting + self.right, self._waiting + self.left
+        header, rang = self.header, self._rang
+        want_right, want_left = self._want_data + self.right, self._want_space + self.left
+        half = max(1, nslots // 2)
         sb = send.view(np.uint8) if send is not None else None
         rb = recv.view(np.uint8) if recv is not None else None
         nsend = max(1, -(-sb.size // S)) if sb is not None else 0
@@ -182,8 +193,10 @@ class ShmTransport:
                 i += 1
                 w += 1
                 out_ctrl[0] = w  # publish after the data
-                if header[wait_right]:
-                    self._ring(self.right)
+                t = header[want_right]
+                if t and w >= t and rang[0] != t:
+                    rang[0] = t
+                    self._ring(self.right, True)
                 moved = True
             if j < nrecv and in_ctrl[0] > r:
                 k = r % nslots
@@ -201,17 +214,25 @@ class ShmTransport:
                 j += 1
                 r += 1
                 in_ctrl[8] = r  # free the slot after reading it
-                if header[wait_left]:
-                    self._ring(self.left)
+                t = header[want_left]
+                if t and r >= t and rang[1] != t:
+                    rang[1] = t
+                    self._ring(self.left, True)
                 moved = True
             if moved:
                 idle = 0
             else:
                 idle += 1
-                if idle > SPIN_POLLS:
+                if idle > self.spin:
                     ready = lambda: ((i < nsend and w - out_ctrl[8] < nslots)
                                      or (j < nrecv and in_ctrl[0] > r))
-                    self._block(idle, ready, self.left if j < nrecv else self.right)
+                    # Targets: a batch of slots, at most the rest of the message (which the peer
+                    # does complete: it stops publishing only when the channel is full or its
+                    # message is done, either of which reaches the target).
+                    targets = ((self._want_data + self.rank, r + min(nrecv - j, half) if j < nrecv else 0),
+                               (self._want_space + self.rank,
+                                w - nslots + min(nsend - i, half) if i < nsend else 0))
+                    self._block(idle, ready, self.left if j < nrecv else self.right, targets)
         self._w, self._r = w, r
 
     # ---- the small-message exchange used by ring.allreduce_small ----
@@ -250,18 +271,18 @@ class ShmTransport:
         idle = 0
         while ctrl[0] < g:
             idle += 1
-            if idle > SPIN_POLLS:
+            if idle > self.spin:
                 self._block(idle, lambda: ctrl[0] >= g, peer)
         if ctrl[1 + g % 2] != like.nbytes:
             self._mismatch(ctrl[1 + g % 2], like.nbytes, peer)
         return bufs[g % 2][:like.nbytes].view(like.dtype)
 
     # ---- waiting ----
-    def _block(self, idle, ready, peer):
-        """Nothing could move for SPIN_POLLS polls: check for failures and the deadline, then sleep
+    def _block(self, idle, ready, peer, targets=None):
+        """Nothing could move for self.spin polls: check for failures and the deadline, then sleep
         on my bell until a peer makes progress (or BLOCK_MS passes)."""
         now = time.monotonic()
-        if idle == SPIN_POLLS + 1:
+        if idle == self.spin + 1:
             self._since = now
         self._check_abort()
         if now - self._since > self.timeout:
@@ -274,15 +295,18 @@ class ShmTransport:
             else:
                 time.sleep(0.0002)
             return
-        flag = self._waiting + self.rank
-        self.header[flag] = 1  # from here on, a peer that makes progress rings my bell
+        header = self.header
+        targets = targets or ((self._waiting + self.rank, 1),)
+        for word, value in targets:  # from here on, a peer that makes progress rings my bell
+            header[word] = value
         try:
             os.read(self._bells[self.rank], 4096)  # old wake-ups (the check below covers them)
         except BlockingIOError:
             pass
         if not ready():  # checked after raising the flag: a publish from now on rings
             self._poller.poll(BLOCK_MS)
-        self.header[flag] = 0
+        for word, _ in targets:
+            header[word] = 0
 
     def _check_abort(self):
         failed = self.header[2]
