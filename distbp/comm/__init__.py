@@ -8,7 +8,8 @@
     results = distbp.comm.spawn(fn, nprocs=4)   # local multi-process world over shared memory
 
 Backends: single.py (size 1), local.py (shared memory), mpi.py (mpi4py). allreduce on local and mpi
-is the same ring algorithm (ring.py) over two transports. Benchmark: `distbp bench allreduce`.
+is the same code (ring.py) over two transports: recursive doubling up to 1 MiB, the ring above.
+Benchmark: `distbp bench allreduce`.
 """
 from distbp.comm.base import CommError, Communicator, Work
 from distbp.comm.launch import spawn

@@ -2,7 +2,8 @@
 
     mpiexec -n 4 python train.py          # comm = distbp.comm.init() picks this backend
 
-algorithm="ring" (default) runs ring.py; algorithm="native" calls the MPI library's own in-place
+algorithm="ring" (default) runs ring.py (recursive doubling up to SMALL_BYTES, the ring above);
+algorithm="native" calls the MPI library's own in-place
 MPI_Allreduce (for comparison, and as a fallback; it cannot time out: MPI blocks). Every ring exchange
 posts its Irecv(s) and Isend(s) before waiting, so no ordering of ranks can deadlock, and waits by
 polling Test with a deadline, so a dead or silent peer raises CommError instead of hanging.
