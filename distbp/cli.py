@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 
-from distbp.errors import TrainingStopped, UsageError
+from distbp.errors import JobFailed, TrainingStopped, UsageError
 
 # command -> (module, help). The module has main(argv) -> exit code.
 COMMANDS = {
@@ -50,12 +50,12 @@ def main(argv=None):
             raise
         print(f"distbp {command}: error: {e}", file=sys.stderr)
         return 2
-    except (TrainingStopped, _comm_error()) as e:
+    except (TrainingStopped, JobFailed, _comm_error()) as e:
         if debug:
             raise
         where = _innermost_frame(getattr(e, "traceback", None) or "")
         print(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
-              + ("" if isinstance(e, TrainingStopped) else " (--debug shows every rank's traceback)"),
+              + ("" if isinstance(e, TrainingStopped) else " (--debug shows the traceback)"),
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:

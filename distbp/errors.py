@@ -12,3 +12,7 @@ class UsageError(ValueError):
 class TrainingStopped(RuntimeError):
     """The run stopped on purpose (e.g. a non-finite gradient under train.nonfinite=stop). Printed
     as one line, exit code 1."""
+
+
+class JobFailed(RuntimeError):
+    """A worker of the job failed (its message names it). Printed as one line, exit code 1."""

@@ -15,7 +15,7 @@ import os
 import uuid
 from pathlib import Path
 
-from distbp.errors import UsageError
+from distbp.errors import JobFailed, TrainingStopped, UsageError
 
 NAMESPACE = "distbp"
 # Gradient and parameter buffers up to 4 MB travel inside the actor-call RPC (one copy each way):
@@ -94,7 +94,7 @@ def run_ray(cfg, out, resume=False, address=None, trace=False):
                 return summary
             except WorkerDied as e:
                 if failures >= cfg["dist"]["max_failures"]:
-                    raise RuntimeError(f"{e}; dist.max_failures={cfg['dist']['max_failures']} "
+                    raise JobFailed(f"{e}; dist.max_failures={cfg['dist']['max_failures']} "
                                        "restarts allowed, so the run stops here (set "
                                        "dist.max_failures and checkpoint.every_steps to restart "
                                        "from the last checkpoint)") from None
@@ -147,7 +147,10 @@ class Attempt:
                     raise WorkerDied(rank, _first_line(e)) from None
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
-                    raise (cause if isinstance(cause, Exception) else e) from None
+                    if isinstance(cause, (UsageError, TrainingStopped)):
+                        raise cause from None
+                    what = f"{type(cause).__name__}: {cause}" if cause is not None else _first_line(e)
+                    raise JobFailed(f"ray worker {rank} failed: {what.splitlines()[0]}") from e
         finally:
             self.kill()
         return results[0]

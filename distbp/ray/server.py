@@ -116,10 +116,21 @@ class ParameterServer:
                 self.scheduler.step()
             r.done.set()
         else:
-            await r.done.wait()
+            await self._wait_for_round(r, step)
         self._forget_before(step)
         sq, bad = self._global(r.norms)
         return sq, bad, self.flat
+
+    async def _wait_for_round(self, r, step):
+        """Wait for every worker's gradient of `step`; a worker that stopped answering is named
+        after dist.timeout instead of blocking the others forever."""
+        try:
+            await asyncio.wait_for(r.done.wait(), self.cfg["dist"]["timeout"])
+        except asyncio.TimeoutError:
+            missing = [k for k, g in enumerate(r.grads or []) if g is None]
+            raise TimeoutError(f"step {step}: no gradient from worker(s) {missing} after "
+                               f"dist.timeout={self.cfg['dist']['timeout']:g}s (stopped answering?)"
+                               ) from None
 
     async def norm(self, step, shard, sq, bad):
         """A shard's squared gradient norm for `step` (from itself or a peer)."""

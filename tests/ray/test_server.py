@@ -85,3 +85,21 @@ def test_servers_sum_workers_and_step_like_the_local_optimizer(shards):
 
     got = asyncio.run(run())
     np.testing.assert_array_equal(got, np.concatenate([p.data.ravel() for p in ref]))
+
+
+def test_a_worker_that_stops_pushing_is_named_after_the_timeout():
+    """Worker 0 pushes step 0, worker 1 never does: worker 0's push fails after dist.timeout
+    naming worker 1, instead of waiting forever."""
+    cfg = load_config(None, ["dist.timeout=0.3"])
+    flat = np.zeros(sum(SIZES))
+
+    async def run():
+        server = ParameterServer(0, cfg, 2)
+        pcs = pieces(SIZES, 0, flat.size)
+        await server.load(pcs, flat, [{}] * len(pcs), None, None, 10)
+        await server.set_peers([_Handle(server)])
+        await server.push(0, 0, np.ones(flat.size))
+
+    with pytest.raises(TimeoutError, match=r"step 0: no gradient from worker\(s\) \[1\] after "
+                                           r"dist.timeout=0.3s"):
+        asyncio.run(run())
