@@ -1,5 +1,8 @@
 """The Ray parameter server against a real local Ray (one instance for the module): the same
 training as the local backend, restarts from checkpoints, async mode, refusals."""
+import glob
+import os
+import signal
 import threading
 import time
 
@@ -84,6 +87,49 @@ def test_killed_worker_without_restarts_fails_naming_it(ray_local, reference, tm
     with pytest.raises(RuntimeError, match=r"ray worker 1 died.*max_failures=0"):
         run_ray(cfg, out)
     killer.join()
+
+
+def stop_a_worker_when(out, marker, stopped):
+    """SIGSTOP one worker actor's process (title "ray::Worker.fit") once `marker` exists."""
+    deadline = time.time() + 120
+    while not (out / marker).exists() and time.time() < deadline:
+        time.sleep(0.005)
+    for stat in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            title = open(stat, "rb").read()
+        except OSError:
+            continue
+        if title.startswith(b"ray::Worker.fit"):
+            pid = int(stat.split("/")[2])
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+            return
+
+
+def test_a_worker_that_stops_answering_is_named(ray_local, reference, tmp_path):
+    """A hung worker (SIGSTOP) does not hang the job: the servers give up on it after
+    dist.timeout and the run fails with one line naming it."""
+    cfg, _ = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray", "timeout": 5.0}}
+    cfg["train"] = {**cfg["train"], "steps": 100000}
+    out = run_dir(tmp_path, "ray", cfg)
+    stopped = []
+    stopper = threading.Thread(target=stop_a_worker_when,
+                               args=(out, "checkpoints/step_000020.json", stopped))
+    stopper.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError, match=r"no gradient from worker\(s\) \[[01]\] after "
+                                               r"dist.timeout=5s"):
+            run_ray(cfg, out)
+    finally:
+        stopper.join()
+        for pid in stopped:                      # the run killed its actors; make sure
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert stopped and time.monotonic() - t0 < 100
 
 
 def test_async_mode_trains(ray_local, reference, tmp_path):
