@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 
@@ -12,15 +10,3 @@ def ray_local():
              log_to_driver=False, _system_config=SYSTEM_CONFIG)
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture
-def in_tmp(tmp_path, tmp_path_factory):
-    """cwd = tmp_path, with one synthetic data set shared by the whole session."""
-    shared = tmp_path_factory.getbasetemp() / "ray-shared-data"
-    shared.mkdir(exist_ok=True)
-    (tmp_path / "data").symlink_to(shared)
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    yield tmp_path
-    os.chdir(old)

@@ -1,10 +1,9 @@
 """Shared pieces of the Ray tests: the tiny config, a run directory, parameter comparison."""
 from pathlib import Path
 
-import numpy as np
-
 from distbp.data import ensure_prepared
 from distbp.train.config import dump_config, load_config
+from tests.parallel.helpers import max_diff, params  # noqa: F401 (re-exported)
 
 CONFIG = Path(__file__).parent / "tiny.yaml"
 
@@ -20,13 +19,3 @@ def run_dir(tmp_path, name, cfg):
     out.mkdir()
     dump_config(cfg, out / "config.yaml")
     return out
-
-
-def params(out):
-    with np.load(out / "model.npz", allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)

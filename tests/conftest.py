@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture
 def in_tmp(tmp_path, tmp_path_factory):
-    """cwd = tmp_path, with one synthetic data set shared by the whole session."""
+    """cwd = tmp_path, with one data directory (built-in data sets prepared once) for the session."""
     shared = tmp_path_factory.getbasetemp() / "shared-data"
     shared.mkdir(exist_ok=True)
     (tmp_path / "data").symlink_to(shared)
