@@ -1,21 +1,26 @@
-"""Convolutional classifiers: a 1-D CNN and a residual 1-D net (MNIST-1D), a 2-D CNN (digits)."""
+"""Convolutional classifiers: a plain CNN (1-D for MNIST-1D, 2-D for digits) and a residual 1-D net."""
+import math
+
 from distbp import nn
 
 
-class CNN1d(nn.Module):
-    """Per stage: Conv1d(k=5) -> ReLU -> MaxPool1d(2); then a linear head. (B, C, L) -> (B, classes)."""
+class ConvNet(nn.Module):
+    """Per stage: Conv (k=5 in 1-D, 3x3 in 2-D, 'same' padding) -> ReLU -> MaxPool(2); then a
+    linear head. (B, C, L) or (B, C, H, W) -> (B, classes)."""
 
     def __init__(self, in_shape, channels, num_classes, dropout=0.0):
         super().__init__()
-        c, length = in_shape
+        conv, pool, k = ((nn.Conv1d, nn.MaxPool1d, 5) if len(in_shape) == 2
+                         else (nn.Conv2d, nn.MaxPool2d, 3))
+        c, spatial = in_shape[0], list(in_shape[1:])
         layers = []
         for out in channels:
-            layers += [nn.Conv1d(c, out, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2)]
-            c, length = out, length // 2
+            layers += [conv(c, out, k, padding=k // 2), nn.ReLU(), pool(2)]
+            c, spatial = out, [s // 2 for s in spatial]
         layers.append(nn.Flatten())
         if dropout:
             layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(c * length, num_classes))
+        layers.append(nn.Linear(c * math.prod(spatial), num_classes))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -24,6 +29,9 @@ class CNN1d(nn.Module):
     @classmethod
     def from_config(cls, m, meta):
         return cls(tuple(meta["shape"]), m["channels"], meta["num_classes"], m["dropout"])
+
+
+CNN1d = CNN2d = ConvNet     # the config names: model.name cnn1d (MNIST-1D) and cnn2d (digits)
 
 
 class ResNet1d(nn.Module):
@@ -51,27 +59,3 @@ class ResNet1d(nn.Module):
     @classmethod
     def from_config(cls, m, meta):
         return cls(tuple(meta["shape"]), m["channels"], m["blocks"], meta["num_classes"])
-
-
-class CNN2d(nn.Module):
-    """Conv(3x3) -> ReLU per stage with a 2x2 max-pool after each stage; linear head."""
-
-    def __init__(self, in_shape, channels, num_classes, dropout=0.0):
-        super().__init__()
-        c, h, w = in_shape
-        layers = []
-        for out in channels:
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-            c, h, w = out, h // 2, w // 2
-        layers.append(nn.Flatten())
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(c * h * w, num_classes))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
-
-    @classmethod
-    def from_config(cls, m, meta):
-        return cls(tuple(meta["shape"]), m["channels"], meta["num_classes"], m["dropout"])
