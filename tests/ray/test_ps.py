@@ -150,3 +150,31 @@ def test_refusals_name_the_culprit(reference):
     clip_async = {**cfg, "dist": {**cfg["dist"], "max_staleness": 1}}
     with pytest.raises(UsageError, match="clip_grad_norm"):
         run_ray(clip_async, "unused")
+
+
+def test_a_worker_that_raises_ends_the_job(ray_local, reference, tmp_path):
+    """A NaN in the data makes the workers raise (train.nonfinite=stop) mid-run: the job ends
+    at once with the workers' one-line error, and its actors are gone."""
+    import numpy as np
+    from distbp.data.parquet import write_table
+    rng = np.random.default_rng(0)
+    data = tmp_path / "nan_data"
+    data.mkdir()
+    for split, n in (("train", 64), ("test", 16)):
+        x = rng.normal(size=(n, 16)).astype(np.float64)
+        if split == "train":
+            x[:, 3] = np.nan                         # every batch: the first step fails
+        write_table(data / f"{split}.parquet", {"x": x, "y": rng.integers(0, 4, n)})
+    cfg, _ = reference
+    cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray"},
+           "train": {**cfg["train"], "nonfinite": "stop", "steps": 100000},
+           "data": {**cfg["data"], "name": "parquet", "path": str(data), "feature": "x",
+                    "label": "y", "shape": [1, 16], "num_classes": 4, "augment": []}}
+    out = run_dir(tmp_path, "ray", cfg)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"step 0: gradient of '.*' is not finite"):
+        run_ray(cfg, out)
+    assert time.monotonic() - t0 < 60
+    alive = [a for a in ray_local.util.list_named_actors(all_namespaces=True)
+             if a["name"].startswith(out.name) or "-worker-" in a["name"]]
+    assert alive == []
