@@ -1,6 +1,5 @@
 """Conv1d and Conv2d (stride, padding; dilation 1, groups 1), torch's weight layout and init:
 weight (out_channels, in_channels, *kernel_size), bias (out_channels,)."""
-import math
 
 import numpy as np
 
@@ -36,11 +35,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_weight_and_bias_(self.weight, self.bias)
 
     def _check(self, x):
         want = self._dims + 2
