@@ -77,7 +77,7 @@ def connect(address=None, workers=1):
     return True
 
 
-def run_ray(cfg, out, resume=False, address=None, trace=False):
+def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
     check_config(cfg)
     ray = _import_ray()
     started = connect(address, cfg["dist"]["workers"])
@@ -89,7 +89,7 @@ def run_ray(cfg, out, resume=False, address=None, trace=False):
         failures = 0
         while True:
             try:
-                summary = Attempt(cfg, out).run(resume, trace)
+                summary = Attempt(cfg, out).run(resume, trace, quiet)
                 summary["restarts"] = failures
                 return summary
             except WorkerDied as e:
@@ -131,9 +131,9 @@ class Attempt:
                         .remote(r, d["workers"], self.rendezvous, os.getcwd())
                         for r in range(d["workers"])]
 
-    def run(self, resume, trace):
+    def run(self, resume, trace, quiet=False):
         ray = _import_ray()
-        futures = {w.fit.remote(self.cfg, self.out, self.servers, resume, trace): r
+        futures = {w.fit.remote(self.cfg, self.out, self.servers, resume, trace, quiet): r
                    for r, w in enumerate(self.workers)}
         results = {}
         try:

@@ -26,9 +26,10 @@ from distbp.train.trainer import NonFiniteGradient, Trainer
 
 
 class RayTrainer(Trainer):
-    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=print):
+    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=print,
+                 quiet=False):
         self.servers = servers
-        super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log)
+        super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log, quiet=quiet)
         self.ddp.reducer.remove_hooks()
         self.asynchronous = cfg["dist"]["max_staleness"] > 0
         self.params = list(self.model.parameters())
@@ -165,10 +166,10 @@ class Worker:
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)               # relative data and run paths mean what they meant to the user
 
-    def fit(self, cfg, out_dir, servers, resume, trace):
+    def fit(self, cfg, out_dir, servers, resume, trace, quiet=False):
         _ensure_data(cfg["data"])
         comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
-        trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace)
+        trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet)
         return trainer.fit()
 
 

@@ -112,7 +112,8 @@ def main(argv):
     _start_run_dir(out, cfg, args)
     if backend == "ray":
         from distbp.ray.launch import run_ray
-        summary = run_ray(cfg, out, resume=args.resume, address=args.address, trace=args.trace)
+        summary = run_ray(cfg, out, resume=args.resume, address=args.address, trace=args.trace,
+                          quiet=args.quiet)
     elif backend == "single" or cfg["dist"]["workers"] == 1 and backend == "local":
         from distbp import comm as C
         summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, C.init("single"))
