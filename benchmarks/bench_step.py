@@ -44,18 +44,22 @@ def data(model, batch, seed=0):
 
 # ---------------------------------------------------------------- contenders: build -> step()
 
+def make_net(nn, model):
+    """The same architecture from distbp.nn or torch.nn: the two share names and signatures."""
+    if model == "mlp":
+        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                             nn.Linear(512, 10))
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 5 * 5, 10))
+
+
 def build_distbp(model, batch):
     import distbp
     from distbp import nn, optim
     from distbp.nn import functional as F
     distbp.manual_seed(0)
-    if model == "mlp":
-        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                            nn.Linear(512, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(64 * 5 * 5, 10))
+    net = make_net(nn, model)
     opt = optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = data(model, batch)
     x = distbp.Tensor(x)
@@ -73,13 +77,7 @@ def build_torch(model, batch):
     import torch
     torch.manual_seed(0)
     nn = torch.nn
-    if model == "mlp":
-        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                            nn.Linear(512, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(64 * 5 * 5, 10))
+    net = make_net(nn, model)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = data(model, batch)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
