@@ -96,7 +96,7 @@ class Trainer:
 
     # -- one optimizer step ---------------------------------------------------------------------------
     def loss_sum(self, batch):
-        """Sum of per-sample (per-token) losses of a local (micro-)batch, and its element count."""
+        """Sum of per-sample (per-token) losses of a local (micro-)batch."""
         x = distbp.from_numpy(batch.x)
         y = distbp.from_numpy(batch.y)
         with distbp.random.per_sample(self.cfg["train"]["seed"], batch.step, batch.indices):
@@ -104,7 +104,7 @@ class Trainer:
         if self.lm:                                             # (B, T, V) against (B, T)
             logits = logits.reshape(-1, logits.shape[-1])
             y = y.reshape(-1)
-        return F.cross_entropy(logits, y, reduction="sum"), y.shape[0]
+        return F.cross_entropy(logits, y, reduction="sum")
 
     def train_step(self, step, batch):
         """-> (loss of the global batch, global gradient norm or nan if the step was skipped)."""
@@ -128,7 +128,7 @@ class Trainer:
             sync = self.ddp.no_sync() if k < len(micro) - 1 else nullcontext()
             with sync:
                 t0 = time.perf_counter()
-                loss, _ = self.loss_sum(mb)
+                loss = self.loss_sum(mb)
                 loss = loss / global_count
                 t1 = time.perf_counter()
                 loss.backward()
