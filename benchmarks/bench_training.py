@@ -1,11 +1,17 @@
 """Data-parallel training throughput: distbp with 1 and 2 workers against PyTorch DDP (gloo).
 
     python benchmarks/bench_training.py                          # mlp + cnn, 200 steps, 3 repetitions
-    python benchmarks/bench_training.py --models cnn --steps 300 --reps 5 --out benchmarks/results/training.md
+    python benchmarks/bench_training.py --models cnn --steps 300 --reps 7 --out benchmarks/results/training.md
 
-Every run uses 1 BLAS/intra-op thread per worker and the same global batch (128, split over the
-workers), so "scaling" = samples/s with 2 workers / samples/s with 1 worker; linear is 2.0 and the
-issue's goal is >= 1.8 (the 90% efficiency Horovod and DDP report).
+Every run uses 1 BLAS/intra-op thread per worker. "scaling" = samples/s with 2 workers / samples/s
+with 1 worker; linear is 2.0 and the issue's goal is >= 1.8 (the 90% efficiency Horovod and DDP
+report). Two ways to add a worker, both measured:
+  * weak scaling (how Horovod's and DDP's efficiency figures are measured): the batch per worker
+    stays 128, so 2 workers train on a global batch of 256; each worker does the 1-worker run's
+    work and the loss is communication, waiting for the slower rank and the per-step costs;
+  * strong scaling: the global batch stays 128 (64 per worker with 2), the shipped configs'
+    trajectory; a step then also pays its fixed costs (optimizer, data, Python dispatch) on half
+    the samples, see the "compute ceiling" column.
 
 distbp rows run the user-facing command, one subprocess per run:
     distbp train --config configs/mnist1d_<model>.yaml --workers W --set train.threads=1 ...
@@ -117,7 +123,7 @@ def load_mnist1d(work):
     return x.reshape(-1, 1, 40), np.asarray(table.column("label"), np.int64)
 
 
-def _torch_worker(rank, world, port, name, steps, warmup, work, queue):
+def _torch_worker(rank, world, port, name, steps, warmup, work, batch, queue):
     import torch
     import torch.distributed as dist
     import torch.nn.functional as F
@@ -131,14 +137,14 @@ def _torch_worker(rank, world, port, name, steps, warmup, work, queue):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     x, y = load_mnist1d(Path(work))
     x, y = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
-    local = GLOBAL_BATCH // world
+    local = batch // world
     rng = np.random.default_rng(0)
     t0 = None
     for step in range(warmup + steps):
         if step == warmup:
             dist.barrier()
             t0 = time.perf_counter()
-        idx = rng.choice(len(x), GLOBAL_BATCH, replace=False)[rank * local:(rank + 1) * local]
+        idx = rng.choice(len(x), batch, replace=False)[rank * local:(rank + 1) * local]
         idx = torch.from_numpy(idx)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -147,7 +153,7 @@ def _torch_worker(rank, world, port, name, steps, warmup, work, queue):
     dist.barrier()
     elapsed = time.perf_counter() - t0
     if rank == 0:
-        queue.put(steps * GLOBAL_BATCH / elapsed)
+        queue.put(steps * batch / elapsed)
     dist.destroy_process_group()
 
 
@@ -157,11 +163,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def torch_run(name, world, steps, warmup, work):
+def torch_run(name, world, steps, warmup, work, batch=GLOBAL_BATCH):
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.spawn(_torch_worker, args=(world, free_port(), name, steps, warmup, str(work), queue),
+    mp.spawn(_torch_worker, args=(world, free_port(), name, steps, warmup, str(work), batch, queue),
              nprocs=world, join=True)
     return {"sps": queue.get()}
 
@@ -181,33 +187,51 @@ def fmt(v, pattern):
     return "-" if v is None else pattern.format(v)
 
 
-def table(models, results, reps):
-    lines = ["| model | implementation | workers | samples/s (median) | spread | scaling vs 1 | "
-             "compute ceiling | distbp / torch | overlap | all-reduce ms/step | exposed ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+BATCH_OF = {("strong", 1): GLOBAL_BATCH, ("strong", 2): GLOBAL_BATCH,
+            ("weak", 1): GLOBAL_BATCH, ("weak", 2): 2 * GLOBAL_BATCH}   # global batch
+
+
+def table(models, modes, results):
+    """results: (model, impl, workers, mode) -> list of run dicts; 1-worker runs use mode None."""
+    lines = ["| model | scaling | implementation | workers | global batch | samples/s (median) | "
+             "spread | 2 vs 1 worker | compute ceiling | distbp / torch | overlap | "
+             "all-reduce ms/step | exposed ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi", "torch": "PyTorch DDP gloo"}
     for m in models:
-        base = {impl: med(results.get((m, impl, 1), []), "sps") for impl in ("distbp", "torch")}
-        for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("torch", 1), ("torch", 2)):
-            runs = results.get((m, impl, w))
-            if not runs:
-                continue
-            sps = med(runs, "sps")
-            ref = base["torch" if impl == "torch" else "distbp"]
-            peer = med(results.get((m, "torch", w), []), "sps")
-            trace = results.get((m, impl + "-trace", w), [])
-            ratio = sps / peer if impl != "torch" and peer else None
-            half = med(results.get((m, "distbp-half", 1), []), "sps")
-            # 2 workers with free communication: each does a 64-sample step -> 2 * sps(64) / sps(128)
-            ceiling = 2 * half / ref if impl.startswith("distbp") and w == 2 and half and ref else None
-            label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi",
-                     "torch": "PyTorch DDP gloo"}[impl]
-            lines.append(
-                f"| {m} | {label} | {w} | {sps:.0f} | {spread([r['sps'] for r in runs]):.0%} | "
-                f"{fmt(sps / ref if ref else None, '{:.2f}x')} | {fmt(ceiling, '{:.2f}x')} | "
-                f"{fmt(ratio, '{:.2f}')} | "
-                f"{fmt(med(trace, 'overlap'), '{:.0%}')} | {fmt(med(runs, 'comm_ms'), '{:.1f}')} | "
-                f"{fmt(med(runs, 'exposed_ms'), '{:.1f}')} |")
+        base = {impl: med(results.get((m, impl, 1, None), []), "sps") for impl in ("distbp", "torch")}
+        for mode in modes:
+            for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("torch", 1), ("torch", 2)):
+                runs = results.get((m, impl, w, mode if w > 1 else None))
+                if not runs:
+                    continue
+                sps = med(runs, "sps")
+                ref = base["torch" if impl == "torch" else "distbp"]
+                peer = med(results.get((m, "torch", w, mode if w > 1 else None), []), "sps")
+                trace = results.get((m, impl + "-trace", w, mode), [])
+                ratio = sps / peer if impl != "torch" and peer else None
+                ceiling = None
+                if mode == "strong" and impl.startswith("distbp") and w == 2 and ref:
+                    # 2 workers with free communication: each does a 64-sample step
+                    half = med(results.get((m, "distbp-half", 1, None), []), "sps")
+                    ceiling = 2 * half / ref if half else None
+                lines.append(
+                    f"| {m} | {mode} | {label[impl]} | {w} | {BATCH_OF[mode, w]} | {sps:.0f} | "
+                    f"{spread([r['sps'] for r in runs]):.0%} | "
+                    f"{fmt(sps / ref if ref and w > 1 else None, '**{:.2f}x**')} | "
+                    f"{fmt(ceiling, '{:.2f}x')} | {fmt(ratio, '{:.2f}')} | "
+                    f"{fmt(med(trace, 'overlap'), '{:.0%}')} | "
+                    f"{fmt(med(runs, 'comm_ms'), '{:.1f}')} | {fmt(med(runs, 'exposed_ms'), '{:.1f}')} |")
     return "\n".join(lines)
+
+
+def per_rep(models, results):
+    """The samples/s of every repetition, so a reader sees the noise behind each median."""
+    out = []
+    for (m, impl, w, mode), runs in sorted(results.items(), key=str):
+        out.append(f"- {m} {impl} {w}w{' ' + mode if mode else ''}: "
+                   + " / ".join(f"{r['sps']:.0f}" for r in runs))
+    return "\n".join(out)
 
 
 def versions():
@@ -222,11 +246,14 @@ def main():
     p.add_argument("--steps", type=int, default=200, help="timed steps after the warm-up")
     p.add_argument("--warmup", type=int, default=20, help="untimed first steps")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--modes", nargs="+", default=["weak", "strong"], choices=["weak", "strong"],
+                   help="weak: batch 128 per worker; strong: global batch 128 (default: both)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-mpi", action="store_true")
     p.add_argument("--workdir", help="where data and runs go (default: a temporary directory)")
     p.add_argument("--out", help="also write the table (markdown) to this file")
     args = p.parse_args()
+    load0 = os.getloadavg()[0]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="distbp-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
@@ -235,21 +262,27 @@ def main():
     mpiexec = None if args.no_mpi else find_mpiexec()
     total = args.warmup + args.steps
 
-    jobs = []   # (key, thunk)
+    jobs = []   # (key, thunk); key = (model, impl, workers, mode or None for 1 worker)
     for m in args.models:
-        jobs.append(((m, "distbp", 1), lambda m=m: distbp_run(m, 1, total, args.warmup, work)))
-        jobs.append(((m, "distbp", 2), lambda m=m: distbp_run(m, 2, total, args.warmup, work)))
-        jobs.append(((m, "distbp-half", 1), lambda m=m: distbp_run(
-            m, 1, total, args.warmup, work, batch=GLOBAL_BATCH // 2)))
-        jobs.append(((m, "distbp-trace", 2),
-                     lambda m=m: distbp_run(m, 2, total, args.warmup, work, trace=True)))
-        if mpiexec:
-            jobs.append(((m, "distbp-mpi", 2), lambda m=m: distbp_run(
-                m, 2, total, args.warmup, work, backend="mpi", mpiexec=mpiexec)))
+        jobs.append(((m, "distbp", 1, None), lambda m=m: distbp_run(m, 1, total, args.warmup, work)))
         if not args.no_torch:
-            for w in (1, 2):
-                jobs.append(((m, "torch", w),
-                             lambda m=m, w=w: torch_run(m, w, args.steps, args.warmup, work)))
+            jobs.append(((m, "torch", 1, None),
+                         lambda m=m: torch_run(m, 1, args.steps, args.warmup, work)))
+        if "strong" in args.modes:
+            jobs.append(((m, "distbp-half", 1, None), lambda m=m: distbp_run(
+                m, 1, total, args.warmup, work, batch=GLOBAL_BATCH // 2)))
+        for mode in args.modes:
+            b = BATCH_OF[mode, 2]
+            jobs.append(((m, "distbp", 2, mode),
+                         lambda m=m, b=b: distbp_run(m, 2, total, args.warmup, work, batch=b)))
+            jobs.append(((m, "distbp-trace", 2, mode), lambda m=m, b=b: distbp_run(
+                m, 2, total, args.warmup, work, trace=True, batch=b)))
+            if mpiexec:
+                jobs.append(((m, "distbp-mpi", 2, mode), lambda m=m, b=b: distbp_run(
+                    m, 2, total, args.warmup, work, backend="mpi", mpiexec=mpiexec, batch=b)))
+            if not args.no_torch:
+                jobs.append(((m, "torch", 2, mode), lambda m=m, b=b: torch_run(
+                    m, 2, args.steps, args.warmup, work, batch=b)))
     results = {}
     for rep in range(args.reps):
         shift = rep % len(jobs)
@@ -257,15 +290,16 @@ def main():
             t = time.perf_counter()
             r = run()
             results.setdefault(key, []).append(r)
-            print(f"rep {rep + 1}/{args.reps} {'/'.join(map(str, key))}: {r['sps']:.0f} samples/s"
+            print(f"rep {rep + 1}/{args.reps} {'/'.join(str(k) for k in key if k)}: {r['sps']:.0f} samples/s"
                   + (f" (summary {r['sps_summary']:.0f})" if "sps_summary" in r else "")
                   + (f", overlap {r['overlap']:.0%}" if r.get("overlap") is not None else "")
                   + f"  [{time.perf_counter() - t:.0f} s]", flush=True)
-    text = table(args.models, results, args.reps)
-    load = os.getloadavg()
-    head = (f"{datetime.date.today()}, {os.cpu_count()} cores, {versions()}; global batch "
-            f"{GLOBAL_BATCH}, 1 thread per worker, {args.steps} timed steps after {args.warmup} "
-            f"warm-up, median of {args.reps}; load average at the end {load[0]:.1f}")
+    text = table(args.models, args.modes, results) + "\n\nPer repetition (samples/s):\n" + \
+        per_rep(args.models, results)
+    head = (f"{datetime.date.today()}, {os.cpu_count()} cores, {versions()}; batch {GLOBAL_BATCH} "
+            f"per worker (weak) / global (strong), 1 thread per worker, {args.steps} timed steps "
+            f"after {args.warmup} warm-up, median of {args.reps} interleaved repetitions; load "
+            f"average before / after: {load0:.1f} / {os.getloadavg()[0]:.1f}")
     print("\n" + head + "\n\n" + text)
     if args.out:
         Path(args.out).write_text(head + "\n\n" + text + "\n")
