@@ -21,8 +21,12 @@ NAMESPACE = "distbp"
 # Gradient and parameter buffers up to 4 MB travel inside the actor-call RPC (one copy each way):
 # for a 300 KB bucket that halves the round trip against the shared-memory object store (4 ms vs
 # 8 ms on 2 busy cores). Bigger buffers still go through the object store and are read zero-copy.
+# An object nobody references is unpinned at once, but by default the raylet deletes such objects
+# in batches, every second or per 100, so the store held up to a second of traffic: 50-60 objects
+# (500+ MiB) with 9.4 MB buffers. Deleting each one when released keeps it to the step in flight.
 SYSTEM_CONFIG = {"max_direct_call_object_size": 4 * 2**20,
-                 "task_rpc_inlined_bytes_limit": 16 * 2**20}
+                 "task_rpc_inlined_bytes_limit": 16 * 2**20,
+                 "free_objects_period_milliseconds": 0}
 
 
 class WorkerDied(RuntimeError):
@@ -121,8 +125,10 @@ class Attempt:
         run = uuid.uuid4().hex[:8]
         self.rendezvous = ray.remote(num_cpus=0)(Rendezvous).options(
             name=f"{run}-rendezvous").remote(d["workers"])
+        inline = SYSTEM_CONFIG["max_direct_call_object_size"]
         self.servers = [ray.remote(num_cpus=0)(ParameterServer).options(
-            name=f"{run}-server-{k}").remote(k, cfg, d["workers"]) for k in range(d["ps_shards"])]
+            name=f"{run}-server-{k}").remote(k, cfg, d["workers"], inline)
+            for k in range(d["ps_shards"])]
         ray.get([s.set_peers.remote(self.servers) for s in self.servers])
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         worker_cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)

@@ -8,6 +8,12 @@ decision the local trainer makes on the global norm (skip a non-finite step, cli
 train.clip_grad_norm), applies the optimizer and scheduler step, and answers each worker with the
 global norm and the new parameters: one round trip per step for the workers, whatever K.
 
+Object-store use. A shard's parameters larger than Ray's inline limit (`inline_bytes`, see
+launch.SYSTEM_CONFIG) are put in the object store once per step and every worker is answered
+with that one reference (returning the array would store one copy per worker); the server keeps
+the reference only until the last worker has been answered. Smaller shards travel inline in the
+reply. Pushed gradients are dropped as soon as they are summed.
+
 Asynchronous mode (dist.max_staleness=S > 0). Each worker's gradient is applied as soon as it
 arrives (one optimizer update per push; the scheduler advances once per `world` pushes), and a
 worker that finished step s waits only until the slowest worker has finished step s + 1 - S.
@@ -38,19 +44,21 @@ class _PieceSet:
 
 
 class _Round:
-    __slots__ = ("grads", "arrived", "norms", "all_norms", "done")
+    __slots__ = ("grads", "arrived", "served", "params", "norms", "all_norms", "done")
 
     def __init__(self, world):
         self.grads = [None] * world
-        self.arrived = 0
+        self.arrived = self.served = 0
+        self.params = None                  # the new parameters: the array, or its object ref
         self.norms = {}                     # shard -> (squared norm, first bad param or None)
         self.all_norms = asyncio.Event()
         self.done = asyncio.Event()
 
 
 class ParameterServer:
-    def __init__(self, index, cfg, world):
+    def __init__(self, index, cfg, world, inline_bytes=100 * 2**10):
         self.index, self.cfg, self.world = index, cfg, world
+        self.inline_bytes = inline_bytes    # Ray's max_direct_call_object_size (its default here)
         self.max_staleness = cfg["dist"]["max_staleness"]
         self.clip = cfg["train"]["clip_grad_norm"]
         self.flat = None
@@ -114,12 +122,25 @@ class ParameterServer:
                     total *= scale
                 self._step(total)
                 self.scheduler.step()
+            del total
+            r.params = self._publish()
             r.done.set()
         else:
             await self._wait_for_round(r, step)
-        self._forget_before(step)
+        del grad                                        # our view of the pushed object
+        params = r.params
+        r.served += 1
+        if r.served == self.world:                      # every worker answered: drop the round
+            del self.rounds[step]
         sq, bad = self._global(r.norms)
-        return sq, bad, self.flat
+        return sq, bad, params
+
+    def _publish(self):
+        """The new parameters as the workers will get them: inline, or one stored object."""
+        if self.flat.nbytes <= self.inline_bytes:
+            return self.flat            # serialized into each reply before anyone changes it
+        import ray
+        return ray.put(self.flat)
 
     async def _wait_for_round(self, r, step):
         """Wait for every worker's gradient of `step`; a worker that stopped answering is named
@@ -169,11 +190,6 @@ class ParameterServer:
             sq += s
         return sq, bad
 
-    def _forget_before(self, step):
-        # every worker has reached `step`, so no one asks about earlier rounds again
-        for s in [s for s in self.rounds if s < step - 1]:
-            del self.rounds[s]
-
     # -- asynchronous mode -----------------------------------------------------------------------
     async def push_async(self, step, rank, grad):
         """Apply one worker's gradient now; wait for the staleness bound; -> (sq, bad, params)."""
@@ -188,7 +204,10 @@ class ParameterServer:
             self.clock_changed.notify_all()
             await self.clock_changed.wait_for(
                 lambda: min(self.clocks) >= step + 1 - self.max_staleness)
-        return sq, bad, self.flat.copy()             # others' pushes go on changing self.flat
+        del grad
+        # a snapshot: others' pushes go on changing self.flat
+        params = self.flat.copy() if self.flat.nbytes <= self.inline_bytes else self._publish()
+        return sq, bad, params
 
     # -- checkpoints ---------------------------------------------------------------------------
     async def state(self):

@@ -2,8 +2,9 @@
 
 Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. What changes:
   * the DDP reducer's hooks are removed: gradients are not all-reduced between workers;
-  * apply_update pushes the flat gradient, one slice per server shard (one numpy buffer each,
-    which Ray moves through its object store), and copies back the servers' new parameters;
+  * apply_update pushes the flat gradient, one slice per server shard (one numpy buffer each:
+    inline in the call up to Ray's inline limit, else through the object store), and copies back
+    the servers' new parameters (a large shard is one stored object shared by all workers);
   * rank 0's checkpoints take the optimizer state from the servers, in the per-parameter layout
     the other backends write, so a run can be resumed with any backend;
   * on --resume only rank 0 reads the run directory; the others get the position from it, and
@@ -85,6 +86,17 @@ class RayTrainer(Trainer):
         for p, o in zip(self.params, self.offsets):
             p.data[...] = self.flat[o:o + p.data.size].reshape(p.data.shape)
 
+    def _pull(self, shards):
+        """Copy the servers' new parameters in. A shard above Ray's inline limit comes as one
+        object reference shared by every worker; its zero-copy view into the object store is
+        dropped right after the copy, so the store can free it as soon as all workers have it."""
+        import ray
+        stored = [k for k, v in enumerate(shards) if isinstance(v, ray.ObjectRef)]
+        if stored:
+            for k, values in zip(stored, ray.get([shards[k] for k in stored])):
+                shards[k] = values
+        self._scatter_params(shards)
+
     def apply_update(self, step):
         import ray
         t0 = time.perf_counter()
@@ -103,7 +115,8 @@ class RayTrainer(Trainer):
         else:                                     # every shard answers with the global norm
             sq, bad = answers[0][0], answers[0][1]
         norm, scale = self._decide(step, sq, bad)
-        self._scatter_params([a[2] for a in answers])
+        self._pull([a[2] for a in answers])
+        del answers, refs
         if scale is not None:
             self.scheduler.step()                 # the local copy only tracks the lr for logging
         t1 = time.perf_counter()
