@@ -27,6 +27,18 @@ import numpy as np
 from distbp.train.optim import build_optimizer, build_scheduler
 
 
+def store_bound(shard_bytes, world, inline_bytes):
+    """What a synchronous run may hold in Ray's object store, by design: -> (objects, bytes).
+
+    Per step, each shard above the inline limit puts `world` pushed gradient slices and one
+    parameter object in the store; nothing else outlives the step (the server drops the pushes
+    once summed and its parameter reference once every worker is answered, the workers theirs
+    once copied). Ray deletes released objects asynchronously (launch.SYSTEM_CONFIG makes it at
+    once, not batched), so the previous step's may still be there: two steps' worth at most."""
+    stored = [b for b in shard_bytes if b > inline_bytes]
+    return 2 * (world + 1) * len(stored), 2 * (world + 1) * sum(stored)
+
+
 class _Piece:
     """What an optimizer needs of a parameter: a flat view into the shard, and its gradient."""
     __slots__ = ("data", "grad")

@@ -8,23 +8,11 @@ import time
 
 import pytest
 
-from distbp import comm as C
 from distbp.errors import UsageError
 from distbp.ray.launch import run_ray
-from distbp.train.trainer import Trainer
-from tests.ray.helpers import config, max_diff, params, run_dir
+from tests.ray.helpers import config, max_diff, params, run_dir, run_local
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _local_worker(cfg, out):
-    return Trainer(cfg, out, C.init("local", timeout=60)).fit()
-
-
-def run_local(tmp_path, name, cfg):
-    out = run_dir(tmp_path, name, cfg)
-    C.spawn(_local_worker, cfg["dist"]["workers"], args=(cfg, str(out)), timeout=120)
-    return out
 
 
 @pytest.fixture(scope="module")
