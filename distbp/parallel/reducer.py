@@ -8,6 +8,10 @@ asynchronously while backward goes on with earlier layers. Buckets are started s
 order, so every rank issues the same collectives in the same order. After backward, `finish()`
 waits for all of them and points every `.grad` at its reduced slot.
 
+The last bucket (the first layers' gradients, ready at the very end of backward) is reduced by
+`finish()` on the caller's thread: nothing is left to overlap it with, and handing it to the
+communication thread would only add two thread wake-ups (and, with one bucket, the thread itself).
+
 The loss is normalised by the global batch, so the reduction is a plain sum (no division here).
 """
 import time
@@ -85,7 +89,7 @@ class Reducer:
             self._launch_ready()
 
     def _launch_ready(self):
-        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+        while self._next < len(self.buckets) - 1 and self.buckets[self._next].pending == 0:
             b = self.buckets[self._next]
             b.t_launch = time.perf_counter()
             b.handle = self.comm.allreduce_async(b.buffer)
@@ -108,6 +112,10 @@ class Reducer:
                 b.pending = 0
         self._launch_ready()
         t_end_backward = time.perf_counter()
+        last = self.buckets[-1]
+        last.t_launch = t_end_backward
+        self.comm.allreduce(last.buffer)     # queued behind the async ones: the order stays fixed
+        self._next = len(self.buckets)
         for b in self.buckets:
             t_done = None
             if b.handle is not None:
