@@ -20,8 +20,10 @@ Its samples/s is taken from metrics.jsonl between the first log point (step --wa
 step, so start-up and the first, slow steps are excluded (summary.json's figure includes them; both
 are printed). Eval and checkpoints are outside the timed region in the trainer anyway.
 A separate 2-worker run with --trace gives the overlap fraction (share of all-reduce time that ran
-while backward was still running) and the exposed communication per step (time waiting for the
-reduction after backward ended).
+while backward was still running); the exposed communication per step is the time waiting for the
+reduction after backward ended (mostly waiting for the slower rank). With the configs' 1 MB bucket
+each model is one bucket, reduced after backward (overlap 0% by design), so one more traced run
+uses dist.bucket_mb=0.05: several buckets, all but the last reduced while backward runs.
 "compute ceiling" is the scaling 2 workers would reach if communication were free: a 1-worker run
 with global batch 64 does one worker's share of a 2-worker step, so ceiling = 2 * sps(64) / sps(128).
 It separates per-step fixed costs (Python dispatch, small-matrix inefficiency) from communication.
@@ -70,15 +72,17 @@ def find_mpiexec():
 # ---------------------------------------------------------------- distbp: one `distbp train` run
 
 def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None,
-               batch=GLOBAL_BATCH):
+               batch=GLOBAL_BATCH, bucket_mb=None):
     """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess."""
-    out = work / "runs" / f"{model}-{backend}-{workers}-{batch}{'-trace' if trace else ''}"
+    out = work / "runs" / f"{model}-{backend}-{workers}-{batch}-{bucket_mb}{'-trace' if trace else ''}"
     cmd = [sys.executable, "-m", "distbp.cli", "train", "--config", str(CONFIGS[model]),
            "--out", str(out), "--force", "--quiet",
            "--set", f"train.steps={steps}", "--set", "train.threads=1",
            "--set", f"train.global_batch_size={batch}",
            "--set", f"train.log_every={warmup}", "--set", "train.eval_every=0",
            "--set", "checkpoint.every_steps=0", "--set", f"data.path={work / 'data' / 'mnist1d'}"]
+    if bucket_mb is not None:
+        cmd += ["--set", f"dist.bucket_mb={bucket_mb}"]
     if backend == "mpi":
         cmd = [mpiexec, "-n", str(workers)] + cmd + ["--backend", "mpi"]
     else:
@@ -187,6 +191,9 @@ def fmt(v, pattern):
     return "-" if v is None else pattern.format(v)
 
 
+# The overlap row: several small buckets, so all but the last are reduced while backward runs (with
+# the configs' 1 MB, each model is one bucket, reduced after backward: nothing to overlap).
+SMALL_BUCKET_MB = 0.05
 BATCH_OF = {("strong", 1): GLOBAL_BATCH, ("strong", 2): GLOBAL_BATCH,
             ("weak", 1): GLOBAL_BATCH, ("weak", 2): 2 * GLOBAL_BATCH}   # global batch
 
@@ -197,18 +204,20 @@ def table(models, modes, results):
              "spread | 2 vs 1 worker | compute ceiling | distbp / torch | overlap | "
              "all-reduce ms/step | exposed ms/step |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi", "torch": "PyTorch DDP gloo"}
+    label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi", "torch": "PyTorch DDP gloo",
+             "distbp-buckets": f"distbp local, dist.bucket_mb={SMALL_BUCKET_MB} (traced)"}
     for m in models:
         base = {impl: med(results.get((m, impl, 1, None), []), "sps") for impl in ("distbp", "torch")}
         for mode in modes:
-            for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("torch", 1), ("torch", 2)):
+            for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("distbp-buckets", 2),
+                            ("torch", 1), ("torch", 2)):
                 runs = results.get((m, impl, w, mode if w > 1 else None))
                 if not runs:
                     continue
                 sps = med(runs, "sps")
                 ref = base["torch" if impl == "torch" else "distbp"]
                 peer = med(results.get((m, "torch", w, mode if w > 1 else None), []), "sps")
-                trace = results.get((m, impl + "-trace", w, mode), [])
+                trace = runs if impl == "distbp-buckets" else results.get((m, impl + "-trace", w, mode), [])
                 ratio = sps / peer if impl != "torch" and peer else None
                 ceiling = None
                 if mode == "strong" and impl.startswith("distbp") and w == 2 and ref:
@@ -277,6 +286,8 @@ def main():
                          lambda m=m, b=b: distbp_run(m, 2, total, args.warmup, work, batch=b)))
             jobs.append(((m, "distbp-trace", 2, mode), lambda m=m, b=b: distbp_run(
                 m, 2, total, args.warmup, work, trace=True, batch=b)))
+            jobs.append(((m, "distbp-buckets", 2, mode), lambda m=m, b=b: distbp_run(
+                m, 2, total, args.warmup, work, trace=True, batch=b, bucket_mb=SMALL_BUCKET_MB)))
             if mpiexec:
                 jobs.append(((m, "distbp-mpi", 2, mode), lambda m=m, b=b: distbp_run(
                     m, 2, total, args.warmup, work, backend="mpi", mpiexec=mpiexec, batch=b)))
