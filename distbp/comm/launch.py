@@ -29,19 +29,21 @@ from distbp.comm.base import CommError
 
 
 def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver",
-          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=local.DEFAULT_NSLOTS,
+          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=None,
           small_bytes=local.DEFAULT_SMALL_BYTES):
     """Run fn(*args) in `nprocs` processes of a local world; return their results in rank order.
 
     timeout: seconds a collective waits for a peer before raising CommError (exported to workers as
     DISTBP_COMM_TIMEOUT), and how long workers get to exit after the first failure.
     env: extra environment variables, set in each worker before fn runs.
-    slot_bytes, nslots: the ring channels; small_bytes: all-reduces up to this size take the
-    small-message path (ring.allreduce_small) through mailboxes of this size."""
+    slot_bytes, nslots: the ring channels (nslots None: local.default_nslots, by oversubscription);
+    small_bytes: all-reduces up to this size take the small-message path (ring.allreduce_small)
+    through mailboxes of this size."""
     if not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"spawn needs nprocs >= 1, got {nprocs!r}")
     if slot_bytes % 64:
         raise ValueError(f"slot_bytes must be a multiple of 64, got {slot_bytes}")
+    nslots = nslots or local.default_nslots(nprocs)
     ctx = mp.get_context(start_method)
     if start_method == "forkserver":
         ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])
