@@ -72,9 +72,9 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
             reader, writer = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_worker, args=(rank, worker_env, fn, args, writer, os.getpid()),
                             name=f"distbp-rank{rank}")
+            procs.append((p, reader))   # before start(): a Ctrl-C while starting must reach it too
             p.start()
             writer.close()
-            procs.append((p, reader))
         return _monitor(procs, shm, timeout)
     except KeyboardInterrupt:
         for p, _ in procs:
@@ -211,6 +211,7 @@ def _spawn_error(failures, n):
 
 def _reap(procs, grace):
     """Wait up to `grace` seconds for workers to exit, then SIGKILL and join the rest."""
+    procs = [(p, r) for p, r in procs if p.pid is not None]   # a start() cut short never ran
     deadline = time.monotonic() + grace
     for p, _ in procs:
         p.join(max(0.0, deadline - time.monotonic()))

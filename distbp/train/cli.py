@@ -211,9 +211,10 @@ def _abort(comm, error):
         if frames else ""
     print(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
           f"{type(error).__name__}: {first}{where}", file=sys.stderr, flush=True)
-    if isinstance(error, C.CommError):
-        # Every survivor of a silent rank times out at about the same moment, each naming the peer
-        # it waited for; a moment's grace lets all of them report before the abort, so the rank
-        # named by others and silent itself stands out.
-        time.sleep(1.0)
+    # mpiexec forwards each rank's stderr through its proxy, and MPI_Abort makes it kill the job: a
+    # line not yet forwarded is lost (seen on a loaded machine), so the proxy gets a moment first.
+    # Every survivor of a silent rank times out at about the same moment, each naming the peer it
+    # waited for; a longer grace lets all of them report before the abort, so the rank named by
+    # others and silent itself stands out.
+    time.sleep(1.0 if isinstance(error, C.CommError) else 0.3)
     comm.abort(1)

@@ -116,7 +116,15 @@ def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
     pids = [int(open(f).read()) for f in glob.glob(str(tmp_path / "pid.*"))]
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:   # say who is still there (launcher, forkserver, workers)
+        tree = subprocess.run(["ps", "-eo", "pid,ppid,stat,wchan:20,args"], capture_output=True,
+                              text=True).stdout
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"launcher {proc.pid} did not end 20 s after SIGINT (workers {pids});\n"
+                    f"{tree}\nits stderr:\n{err}")
     assert time.monotonic() - t0 < 10 and "KeyboardInterrupt" in err, err
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
