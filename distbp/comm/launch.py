@@ -97,7 +97,10 @@ def _tracker_name(path):
 
 def _exit_with_launcher(launcher_pid):
     """Workers end when the launcher is gone (SIGKILLed, say): with the forkserver start method
-    their parent is the forkserver, not the launcher, so nothing else would stop them."""
+    their parent is the forkserver, not the launcher, so nothing else would stop them. A dead
+    launcher whose own parent has not reaped it yet is a zombie, which kill(pid, 0) still finds."""
+    has_proc = os.path.exists("/proc/self/stat")      # elsewhere kill(pid, 0) must do
+
     def watch():
         while True:
             time.sleep(1.0)
@@ -105,12 +108,12 @@ def _exit_with_launcher(launcher_pid):
                 os.kill(launcher_pid, 0)
             except ProcessLookupError:
                 os._exit(1)
-            if os.getppid() == 1 and launcher_pid != 1:   # the forkserver lost its parent too
+            if has_proc:
                 try:
                     with open(f"/proc/{launcher_pid}/stat") as f:
                         if f.read().split(")")[-1].split()[0] == "Z":
                             os._exit(1)
-                except OSError:
+                except OSError:                        # gone between the two checks
                     os._exit(1)
     threading.Thread(target=watch, name="distbp-launcher-watch", daemon=True).start()
 
