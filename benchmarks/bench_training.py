@@ -132,7 +132,9 @@ def _torch_worker(rank, world, port, name, steps, warmup, work, batch, queue):
     import torch.distributed as dist
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
+    from distbp.train.allocator import keep_heap
     torch.set_num_threads(1)
+    keep_heap()     # the same allocator settings distbp's workers use (both sides alike)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
     torch.manual_seed(0)

@@ -24,6 +24,7 @@ from distbp.errors import TrainingStopped
 from distbp.models import LANGUAGE_MODELS, build_model
 from distbp.parallel.ddp import DistributedDataParallel
 from distbp.train import checkpoint as ckpt
+from distbp.train.allocator import keep_heap
 from distbp.train import metrics as M
 from distbp.train.optim import build_optimizer, build_scheduler
 from distbp.train.progress import Progress
@@ -59,6 +60,8 @@ class Trainer:
         t = cfg["train"]
         self.dtype = np.dtype(t["dtype"])
         self.threads = limit_threads(cfg, self.world)
+        if t["keep_heap"]:
+            keep_heap()
         self.lm = cfg["model"]["name"] in LANGUAGE_MODELS
 
         # data: each rank opens the Parquet footers and later reads only its own row groups
