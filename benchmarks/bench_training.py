@@ -93,17 +93,71 @@ def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
+    return {"sps": timed_sps(out, batch),
+            "sps_summary": summary["samples_per_second"],
+            "comm_ms": 1e3 * summary["comm_seconds"] / steps,
+            "exposed_ms": 1e3 * summary["exposed_comm_seconds"] / steps,
+            "overlap": summary.get("overlap_fraction")}
+
+
+def timed_sps(out, batch):
+    """samples/s between the first log point (step --warmup) and the last step, from metrics.jsonl."""
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     # the logged samples/s is cumulative: elapsed(step) = step * batch / sps(step)
     (s0, r0), (s1, r1) = (train[0]["step"], train[0]), (train[-1]["step"], train[-1])
     t0 = s0 * batch / r0["samples_per_second"]
     t1 = s1 * batch / r1["samples_per_second"]
-    return {"sps": (s1 - s0) * batch / (t1 - t0),
-            "sps_summary": summary["samples_per_second"],
-            "comm_ms": 1e3 * summary["comm_seconds"] / steps,
-            "exposed_ms": 1e3 * summary["exposed_comm_seconds"] / steps,
-            "overlap": summary.get("overlap_fraction")}
+    return (s1 - s0) * batch / (t1 - t0)
+
+
+# ---------------------------------------------------------------- ceilings: two trainings, no exchange
+# What the machine gives two workers before any gradient is exchanged. "pair": two independent
+# 1-worker trainings at the same time (the cores' ceiling). "lockstep": the same two trainings, but
+# both wait at a barrier after every step, as synchronous data-parallel workers do (no gradients
+# move). On this 2-vCPU VM lockstep alone costs each worker ~15-20% of its compute speed: phases run
+# slower when both ranks execute the same phase at the same moment (measured per phase with --trace).
+
+def _ceiling_worker(cfg, out, lockstep):
+    from distbp import comm as C
+    from distbp.train.trainer import Trainer
+    link = C.init("local")                            # only for the barrier
+    out = Path(out) / f"rank{link.rank}"
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, out, C.init("single"), quiet=True)
+    if lockstep:
+        step = trainer.train_step
+
+        def train_step(*args):
+            result = step(*args)
+            link.barrier()
+            return result
+        trainer.train_step = train_step
+    trainer.fit()
+    return str(out)
+
+
+def _ceiling_main(model, batch, steps, warmup, work, lockstep):
+    """Runs in its own interpreter (see ceiling_run); prints the two workers' samples/s as JSON."""
+    from distbp import comm as C
+    from distbp.train.config import load_config
+    cfg = load_config(CONFIGS[model], [
+        f"train.steps={steps}", "train.threads=1", f"train.global_batch_size={batch}",
+        f"train.log_every={warmup}", "train.eval_every=0", "checkpoint.every_steps=0",
+        f"data.path={Path(work) / 'data' / 'mnist1d'}"])
+    out = Path(tempfile.mkdtemp(dir=work, prefix=f"{model}-ceiling-"))
+    dirs = C.spawn(_ceiling_worker, 2, args=(cfg, str(out), lockstep == "lockstep"))
+    print(json.dumps([timed_sps(Path(d), batch) for d in dirs]))
+
+
+def ceiling_run(model, steps, warmup, work, lockstep, batch):
+    """-> dict(sps) for 2 workers that each train on `batch` samples per step, exchanging nothing."""
+    cmd = [sys.executable, __file__, "--ceiling", model, str(batch), str(steps), str(warmup),
+           str(work), "lockstep" if lockstep else "pair"]
+    res = subprocess.run(cmd, env=one_thread_env(), cwd=work, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
+    return {"sps": sum(json.loads(res.stdout.splitlines()[-1]))}
 
 
 # ---------------------------------------------------------------- PyTorch DDP peer
@@ -207,12 +261,14 @@ def table(models, modes, results):
              "all-reduce ms/step | exposed ms/step |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi", "torch": "PyTorch DDP gloo",
-             "distbp-buckets": f"distbp local, dist.bucket_mb={SMALL_BUCKET_MB} (traced)"}
+             "distbp-buckets": f"distbp local, dist.bucket_mb={SMALL_BUCKET_MB} (traced)",
+             "pair": "ceiling: 2 independent trainings at once",
+             "lockstep": "ceiling: 2 trainings, a barrier per step, no exchange"}
     for m in models:
         base = {impl: med(results.get((m, impl, 1, None), []), "sps") for impl in ("distbp", "torch")}
         for mode in modes:
-            for impl, w in (("distbp", 1), ("distbp", 2), ("distbp-mpi", 2), ("distbp-buckets", 2),
-                            ("torch", 1), ("torch", 2)):
+            for impl, w in (("distbp", 1), ("pair", 2), ("lockstep", 2), ("distbp", 2),
+                            ("distbp-mpi", 2), ("distbp-buckets", 2), ("torch", 1), ("torch", 2)):
                 runs = results.get((m, impl, w, mode if w > 1 else None))
                 if not runs:
                     continue
@@ -220,7 +276,7 @@ def table(models, modes, results):
                 ref = base["torch" if impl == "torch" else "distbp"]
                 peer = med(results.get((m, "torch", w, mode if w > 1 else None), []), "sps")
                 trace = runs if impl == "distbp-buckets" else results.get((m, impl + "-trace", w, mode), [])
-                ratio = sps / peer if impl != "torch" and peer else None
+                ratio = sps / peer if impl.startswith("distbp") and peer else None
                 ceiling = None
                 if mode == "strong" and impl.startswith("distbp") and w == 2 and ref:
                     # 2 workers with free communication: each does a 64-sample step
@@ -290,6 +346,9 @@ def main():
                 m, 2, total, args.warmup, work, trace=True, batch=b)))
             jobs.append(((m, "distbp-buckets", 2, mode), lambda m=m, b=b: distbp_run(
                 m, 2, total, args.warmup, work, trace=True, batch=b, bucket_mb=SMALL_BUCKET_MB)))
+            for impl, lockstep in (("pair", False), ("lockstep", True)):
+                jobs.append(((m, impl, 2, mode), lambda m=m, b=b, lockstep=lockstep: ceiling_run(
+                    m, total, args.warmup, work, lockstep, batch=b // 2)))
             if mpiexec:
                 jobs.append(((m, "distbp-mpi", 2, mode), lambda m=m, b=b: distbp_run(
                     m, 2, total, args.warmup, work, backend="mpi", mpiexec=mpiexec, batch=b)))
@@ -319,4 +378,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--ceiling"]:
+        _ceiling_main(sys.argv[2], *map(int, sys.argv[3:6]), *sys.argv[6:8])
+    else:
+        main()

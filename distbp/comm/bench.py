@@ -2,6 +2,7 @@
 
     distbp bench allreduce --backend local --workers 4     # shared-memory ring (+ peers, same run)
     mpiexec -n 4 distbp bench allreduce                    # MPI ring (mpi is the default under mpiexec)
+    mpiexec -n 4 distbp bench allreduce --transport mpi    # the ring's steps as MPI messages
     distbp bench allreduce --sizes 4K,1M,40M --iters 20 --dtype float64
 
 Prints, per size: median time of a warmed-up call (the slowest rank's time for each call), algorithm
@@ -162,6 +163,9 @@ def main(argv):
     p.add_argument("--backend", choices=["mpi", "local"], default=None,
                    help="default: mpi under mpiexec, else local")
     p.add_argument("--workers", type=int, default=2, help="local backend: number of processes")
+    p.add_argument("--transport", choices=["auto", "shm", "mpi"], default=None,
+                   help="mpi backend: the ring's steps over shared memory or MPI messages (default "
+                        "auto: shared memory when every rank is on one node)")
     p.add_argument("--sizes", default=SIZES, help=f"bytes per rank, comma-separated (default {SIZES})")
     p.add_argument("--iters", type=int, default=0, help="timed calls per size (default: by size)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64", "int32", "int64"])
@@ -172,8 +176,10 @@ def main(argv):
     sizes = parse_sizes(args.sizes)
     backend = args.backend or ("mpi" if world.mpi_world_size() > 1 else "local")
     peers = [] if args.no_peers else ["mpi", "gloo"]
+    if args.transport and backend != "mpi":
+        raise UsageError("--transport applies to the mpi backend only (run under mpiexec)")
     if backend == "mpi":
-        comm = world.init("mpi")
+        comm = world.init("mpi", **({"transport": args.transport} if args.transport else {}))
         if args.only_mpi:
             res = run_rank(comm, sizes, args.iters, args.dtype, ["mpi"], ours=False)
         else:
@@ -192,9 +198,12 @@ def main(argv):
         n, rank = args.workers, 0
     if rank == 0:
         if args.json:
-            print(json.dumps({"backend": backend, "n": n, "sizes": sizes, **res}))
+            transport = comm.transport_name if backend == "mpi" else "shm"
+            print(json.dumps({"backend": backend, "transport": transport, "n": n, "sizes": sizes,
+                              **res}))
         else:
-            print(table(res, sizes, n, backend, args.dtype), flush=True)
+            label = f"mpi ({comm.transport_name} transport)" if backend == "mpi" else backend
+            print(table(res, sizes, n, label, args.dtype), flush=True)
     return 0
 
 

@@ -150,6 +150,10 @@ class ShmTransport:
             slots.append(np.frombuffer(self._buf, np.uint8, self.slot_bytes, s + SLOT_HEADER))
         return ctrl, heads, slots
 
+    def open_bell(self, rank):
+        """Open `rank`'s bell now rather than on first use (the MPI backend unlinks the names)."""
+        self._bell(rank)
+
     def _bell(self, rank):
         fd = self._bells.get(rank)
         if fd is None:

@@ -55,6 +55,7 @@ def main():
     comm = distbp.comm.init("mpi")
     assert comm.backend == "mpi" and distbp.comm.init().backend in ("mpi", "single")
     summary = bodies.run_all(comm)
+    summary["transport"] = comm.transport_name
     native = distbp.comm.init("mpi", algorithm="native")
     summary["native"] = bodies.check_allreduce(native) + bodies.check_identical_bits(native)
     native.close()
