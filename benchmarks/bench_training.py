@@ -28,6 +28,11 @@ uses dist.bucket_mb=0.05: several buckets, all but the last reduced while backwa
 with global batch 64 does one worker's share of a 2-worker step, so ceiling = 2 * sps(64) / sps(128).
 It separates per-step fixed costs (Python dispatch, small-matrix inefficiency) from communication.
 
+Two ceiling rows exchange no gradients at all: "2 independent trainings at once" (two 1-worker
+runs side by side: what the cores give) and "2 trainings, a barrier per step" (the same two runs,
+but in lockstep, as synchronous data-parallel workers are). Their samples/s add up; the gap between
+them is the price of lockstep itself on this machine, before any communication.
+
 PyTorch rows: the same architecture (nn.Sequential), AdamW with the same lr and weight decay, the
 MNIST-1D training set held in memory, torch.multiprocessing spawn, init_process_group("gloo"),
 DistributedDataParallel, torch.set_num_threads(1). No augmentation (distbp's cnn config adds a
