@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from distbp.train.allocator import keep_heap
 from distbp.train.optim import build_optimizer, build_scheduler
 
 
@@ -70,6 +71,8 @@ class _Round:
 class ParameterServer:
     def __init__(self, index, cfg, world, inline_bytes=100 * 2**10):
         self.index, self.cfg, self.world = index, cfg, world
+        if cfg["train"]["keep_heap"]:
+            keep_heap()     # like the workers: each step's sums and updates reuse the same memory
         self.inline_bytes = inline_bytes    # Ray's max_direct_call_object_size (its default here)
         self.max_staleness = cfg["dist"]["max_staleness"]
         self.clip = cfg["train"]["clip_grad_norm"]
