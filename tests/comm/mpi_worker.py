@@ -65,13 +65,17 @@ def main():
 
 
 def finish(comm):
-    """The silent rank of check_timeout has printed already; the others report after it."""
+    """The timeout check, then every rank leaves together: hydra kills the ranks still running as
+    soon as one exits without MPI_Finalize, so a rank that lingered (sleeping, say) would die by
+    SIGKILL and fail the job. A barrier on COMM_WORLD (not the communicator whose exchange was
+    cancelled) lines the exits up."""
     if comm.size == 1:
         return
     ok = check_timeout(comm)
     if comm.rank != comm.size - 1:
         say(f"TIMEOUT-OK {comm.rank} {ok}")
-    time.sleep(0.5 if comm.rank != comm.size - 1 else 0.0)
+    from mpi4py import MPI
+    MPI.COMM_WORLD.Barrier()
 
 
 if __name__ == "__main__":
