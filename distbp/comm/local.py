@@ -56,13 +56,14 @@ DEFAULT_SLOT_BYTES = 1 << 20
 NSLOTS, NSLOTS_OVERSUBSCRIBED = 4, 2
 
 
-def oversubscribed(nprocs):
-    """More ranks than the cores this process may run on: waiting ranks should give up the core."""
-    return nprocs > len(os.sched_getaffinity(0))
+def oversubscribed(nprocs, cpus=None):
+    """More ranks than cores to run them on (`cpus`; default: the cores this process may use):
+    waiting ranks should give up the core."""
+    return nprocs > (len(os.sched_getaffinity(0)) if cpus is None else cpus)
 
 
-def default_nslots(nprocs):
-    return NSLOTS_OVERSUBSCRIBED if oversubscribed(nprocs) else NSLOTS
+def default_nslots(nprocs, cpus=None):
+    return NSLOTS_OVERSUBSCRIBED if oversubscribed(nprocs, cpus) else NSLOTS
 # All-reduces up to this size take ring.allreduce_small (recursive doubling through the mailboxes):
 # on 2 cores it beats the ring up to ~1-4 MB at N=2 and N=4 (fewer hand-offs, which are what costs
 # when ranks outnumber cores); mailbox memory is size * ntags(size) * 2 * DEFAULT_SMALL_BYTES.
@@ -112,12 +113,12 @@ class ShmTransport:
     """Ring transport over the shared segment: outbox = channel[rank], inbox = channel[rank-1]."""
 
     def __init__(self, buf, rank, size, slot_bytes, nslots, timeout, name=None,
-                 small_bytes=DEFAULT_SMALL_BYTES):
+                 small_bytes=DEFAULT_SMALL_BYTES, cpus=None):
         self.rank, self.size, self.timeout, self.op = rank, size, timeout, "collective"
         self.slot_bytes, self.nslots, self.small_bytes = slot_bytes, nslots, small_bytes
         self.block_bytes = int(os.environ.get("DISTBP_LOCAL_BLOCK_BYTES", BLOCK_BYTES))  # 0: unblocked
         self.left, self.right = (rank - 1) % size, (rank + 1) % size
-        self.spin = SPIN_POLLS_OVERSUBSCRIBED if oversubscribed(size) else SPIN_POLLS
+        self.spin = SPIN_POLLS_OVERSUBSCRIBED if oversubscribed(size, cpus) else SPIN_POLLS
         hbytes, cbytes, mbytes, _ = layout(size, slot_bytes, nslots, small_bytes)
         self._buf = buf
         self._mv = memoryview(buf)

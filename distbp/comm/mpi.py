@@ -145,7 +145,11 @@ def shm_transport(comm, timeout):
     """A local.ShmTransport linking the ranks of `comm` (all on this node), or (None, why not).
     Rank 0 creates the segment and the bells, every rank maps them, then rank 0 unlinks them."""
     rank, size = comm.Get_rank(), comm.Get_size()
-    slot, small, nslots = local.DEFAULT_SLOT_BYTES, local.DEFAULT_SMALL_BYTES, local.default_nslots(size)
+    # Oversubscribed means more ranks than the cores they may use together: a launcher that binds
+    # each rank to its own core (Open MPI does for -n 2) leaves every rank one core, not too few.
+    cpus = len(set().union(*comm.allgather(sorted(os.sched_getaffinity(0)))))
+    slot, small = local.DEFAULT_SLOT_BYTES, local.DEFAULT_SMALL_BYTES
+    nslots = local.default_nslots(size, cpus)
     name, error = None, None
     if rank == 0:
         name = f"distbp_mpi_{os.getpid()}_{secrets.token_hex(4)}"
@@ -164,7 +168,7 @@ def shm_transport(comm, timeout):
     if error is None:
         try:
             transport = local.ShmTransport(local.open_segment(name), rank, size, slot, nslots,
-                                           timeout, name, small)
+                                           timeout, name, small, cpus)
             for r in range(size):
                 transport.open_bell(r)      # now: the names go away below
         except OSError as e:

@@ -37,3 +37,34 @@ def test_body_under_mpiexec(n, transport):
         assert all(s["mismatch"] == 1 for s in summaries)
         # every rank but the silent last one timed out naming a peer
         assert proc.stdout.count("TIMEOUT-OK") == n - 1, out
+
+
+PROBE = r"""
+import os
+import distbp.comm
+comm = distbp.comm.init("mpi")
+t = comm.transport
+line = f"RANK {comm.rank} {sorted(os.sched_getaffinity(0))} {t.nslots} {t.spin}\n"
+os.write(1, line.encode())          # one write: the ranks' lines never interleave
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="binding 2 ranks needs 2 cores")
+@pytest.mark.parametrize("bind", [False, True])
+def test_ranks_bound_to_their_own_cores_are_not_oversubscribed(bind):
+    """Bound one core each (mpiexec -bind-to core; Open MPI's default for -n 2), 2 ranks on 2 cores
+    still have a core each: the shared-memory transport must not switch to its oversubscribed
+    settings because each rank sees a single core."""
+    from distbp.comm import local
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DISTBP_MPI_TRANSPORT", None)
+    cmd = [mpiexec(), "-n", "2"] + (["-bind-to", "core"] if bind else []) + [sys.executable, "-c", PROBE]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("RANK")]
+    assert len(rows) == 2, proc.stdout
+    if bind:
+        assert rows[0][2] != rows[1][2], proc.stdout      # really bound to different cores
+    for _, _, rest in rows:
+        nslots, spin = map(int, rest.rsplit(" ", 2)[1:])
+        assert (nslots, spin) == (local.NSLOTS, local.SPIN_POLLS), proc.stdout
