@@ -229,6 +229,7 @@ class MPICommunicator(Communicator):
         self._MPI.COMM_WORLD.Abort(code)
 
     def _close_transport(self):
+        super()._close_transport()      # the shared-memory transport's mapping and bells
         if self.comm is not None:
             self.comm.Free()
             self.comm = None

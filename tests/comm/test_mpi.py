@@ -68,3 +68,27 @@ def test_ranks_bound_to_their_own_cores_are_not_oversubscribed(bind):
     for _, _, rest in rows:
         nslots, spin = map(int, rest.rsplit(" ", 2)[1:])
         assert (nslots, spin) == (local.NSLOTS, local.SPIN_POLLS), proc.stdout
+
+
+CLOSE_PROBE = r"""
+import os
+import distbp.comm
+from distbp.comm.mpi import MPICommunicator
+MPICommunicator().close()                   # MPI's own first-use allocations happen here
+before = len(os.listdir("/proc/self/fd"))
+for _ in range(5):
+    c = MPICommunicator()
+    assert c.transport_name == "shm", c.transport_name
+    c.close()
+os.write(1, f"FDS {before} {len(os.listdir('/proc/self/fd'))}\n".encode())
+"""
+
+
+def test_closing_an_mpi_communicator_releases_its_shared_memory_transport():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DISTBP_MPI_TRANSPORT", None)
+    proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-c", CLOSE_PROBE], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("FDS")]
+    assert len(rows) == 2 and all(a == b for a, b in rows), proc.stdout   # no bells left open
