@@ -11,7 +11,7 @@ polling Test with a deadline, so a dead or silent peer raises CommError instead 
 transport: what the ring's steps travel over. "mpi": MPI messages (MPITransport below). "shm": the
 local backend's shared-memory channels (local.ShmTransport), for a world whose ranks all run on one
 node, as NCCL and Horovod do within a node: the same ring, without MPI's per-message protocol (on 2
-cores, the MPI-message ring reaches 0.74-0.84x MPI_Allreduce at 1-4 MB with 4 ranks; see the
+cores, the MPI-message ring reaches 0.78-0.80x MPI_Allreduce at 1-4 MB with 4 ranks; see the
 README). "auto" (default; env DISTBP_MPI_TRANSPORT overrides): "shm" when MPI says every rank shares
 one node (MPI_COMM_TYPE_SHARED), else "mpi". The segment is unlinked as soon as every rank has mapped
 it, so nothing is left in /dev/shm however the job ends.
@@ -24,6 +24,7 @@ import numpy as np
 
 from distbp.comm import local
 from distbp.comm.base import CommError, Communicator
+from distbp.errors import UsageError
 
 TRANSPORTS = ("auto", "shm", "mpi")
 ENV_TRANSPORT = "DISTBP_MPI_TRANSPORT"
@@ -195,10 +196,13 @@ class MPICommunicator(Communicator):
         from mpi4py import MPI
         if algorithm not in ("ring", "native"):
             raise ValueError(f"mpi algorithm must be 'ring' or 'native', got {algorithm!r}")
-        transport = transport or os.environ.get(ENV_TRANSPORT) or "auto"
+        if transport is None and os.environ.get(ENV_TRANSPORT):
+            transport = os.environ[ENV_TRANSPORT]
+            if transport not in TRANSPORTS:      # the user's input: one line from the CLI
+                raise UsageError(f"{ENV_TRANSPORT}={transport!r}: choose one of {', '.join(TRANSPORTS)}")
+        transport = transport or "auto"
         if transport not in TRANSPORTS:
-            raise ValueError(f"mpi transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}"
-                             + (f" (from {ENV_TRANSPORT})" if os.environ.get(ENV_TRANSPORT) else ""))
+            raise ValueError(f"mpi transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.algorithm = algorithm
         self.comm = (comm or MPI.COMM_WORLD).Dup()  # our own context: no clash with user MPI traffic
         self.comm.Set_errhandler(MPI.ERRORS_RETURN)

@@ -33,7 +33,8 @@ def detect():
 def init(backend="auto", timeout=None, debug=None, **options):
     """Return a Communicator. timeout: seconds to wait for a peer before CommError (default 30, or
     DISTBP_COMM_TIMEOUT). debug: check op/dtype/count on every rank before each collective (default:
-    env DISTBP_COMM_DEBUG=1). options: backend-specific (mpi: algorithm="ring"|"native", transport="auto"|"shm"|"mpi", comm)."""
+    env DISTBP_COMM_DEBUG=1). options: backend-specific (mpi: algorithm="ring"|"native",
+    transport="auto"|"shm"|"mpi", comm)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown comm backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":

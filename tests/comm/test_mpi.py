@@ -92,3 +92,17 @@ def test_closing_an_mpi_communicator_releases_its_shared_memory_transport():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("FDS")]
     assert len(rows) == 2 and all(a == b for a, b in rows), proc.stdout   # no bells left open
+
+
+def test_a_bad_transport_in_the_environment_is_one_line_naming_the_variable(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "DISTBP_MPI_TRANSPORT": "bogus"}
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "distbp.cli", "train", "--backend", "mpi",
+           "--config", str(ROOT / "configs" / "mnist1d_mlp.yaml"), "--out", str(tmp_path / "run"),
+           "--set", "train.steps=2", "--set", f"data.path={tmp_path / 'none'}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line == "distbp train: error: DISTBP_MPI_TRANSPORT='bogus': choose one of "
+                         "auto, shm, mpi" for line in lines), proc.stderr
+    assert not (tmp_path / "run").exists()
