@@ -120,8 +120,9 @@ def timed_sps(out, batch):
 # What the machine gives two workers before any gradient is exchanged. "pair": two independent
 # 1-worker trainings at the same time (the cores' ceiling). "lockstep": the same two trainings, but
 # both wait at a barrier after every step, as synchronous data-parallel workers do (no gradients
-# move). On this 2-vCPU VM lockstep alone costs each worker ~15-20% of its compute speed: phases run
-# slower when both ranks execute the same phase at the same moment (measured per phase with --trace).
+# move). On this 2-vCPU VM lockstep alone cost 17% (CNN) and 27% (MLP) of the pair's samples/s in
+# the session-3 medians (single rounds 0-25%), every phase of a lockstep rank running slower in
+# traces; the cause is not pinned down (benchmarks/results/training.md).
 
 def _ceiling_worker(cfg, out, lockstep):
     from distbp import comm as C
