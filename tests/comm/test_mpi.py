@@ -12,6 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def worker_env(transport=None):
+    """The ranks' environment: the repository importable, DISTBP_MPI_TRANSPORT as given (None: the
+    backend's default, even if the caller's environment sets one)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DISTBP_MPI_TRANSPORT", None)
+    if transport:
+        env["DISTBP_MPI_TRANSPORT"] = transport
+    return env
+
+
 def mpiexec():
     exe = Path(sys.executable).parent / "mpiexec"
     return str(exe) if exe.exists() else shutil.which("mpiexec")
@@ -22,8 +32,7 @@ def mpiexec():
 def test_body_under_mpiexec(n, transport):
     exe = mpiexec()
     assert exe, "mpiexec not found next to python or on PATH (pip install mpich)"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "DISTBP_MPI_TRANSPORT": transport}
+    env = worker_env(transport)
     proc = subprocess.run([exe, "-n", str(n), sys.executable, "-m", "tests.comm.mpi_worker"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
@@ -56,8 +65,7 @@ def test_ranks_bound_to_their_own_cores_are_not_oversubscribed(bind):
     still have a core each: the shared-memory transport must not switch to its oversubscribed
     settings because each rank sees a single core."""
     from distbp.comm import local
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("DISTBP_MPI_TRANSPORT", None)
+    env = worker_env()
     cmd = [mpiexec(), "-n", "2"] + (["-bind-to", "core"] if bind else []) + [sys.executable, "-c", PROBE]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -85,8 +93,7 @@ os.write(1, f"FDS {before} {len(os.listdir('/proc/self/fd'))}\n".encode())
 
 
 def test_closing_an_mpi_communicator_releases_its_shared_memory_transport():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("DISTBP_MPI_TRANSPORT", None)
+    env = worker_env()
     proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-c", CLOSE_PROBE], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -95,8 +102,7 @@ def test_closing_an_mpi_communicator_releases_its_shared_memory_transport():
 
 
 def test_a_bad_transport_in_the_environment_is_one_line_naming_the_variable(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "DISTBP_MPI_TRANSPORT": "bogus"}
+    env = worker_env("bogus")
     cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "distbp.cli", "train", "--backend", "mpi",
            "--config", str(ROOT / "configs" / "mnist1d_mlp.yaml"), "--out", str(tmp_path / "run"),
            "--set", "train.steps=2", "--set", f"data.path={tmp_path / 'none'}"]
