@@ -44,6 +44,7 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
     if slot_bytes % 64:
         raise ValueError(f"slot_bytes must be a multiple of 64, got {slot_bytes}")
     nslots = nslots or local.default_nslots(nprocs)
+    local.spin_ms({**os.environ, **(env or {})})  # a bad DISTBP_COMM_SPIN_MS stops here, not in N workers
     ctx = mp.get_context(start_method)
     if start_method == "forkserver":
         ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])

@@ -201,6 +201,8 @@ class MPICommunicator(Communicator):
             if transport not in TRANSPORTS:      # the user's input: one line from the CLI
                 raise UsageError(f"{ENV_TRANSPORT}={transport!r}: choose one of {', '.join(TRANSPORTS)}")
         transport = transport or "auto"
+        if transport != "mpi":
+            local.spin_ms()                      # likewise a bad DISTBP_COMM_SPIN_MS
         if transport not in TRANSPORTS:
             raise ValueError(f"mpi transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.algorithm = algorithm

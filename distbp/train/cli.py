@@ -90,8 +90,11 @@ def clear_run(out):
 
 
 def preflight(cfg):
-    """Prepare a missing built-in data set and check columns and sizes before any worker starts."""
+    """Prepare a missing built-in data set and check columns and sizes before any worker starts
+    (and the environment's comm settings, before the run directory is touched)."""
+    from distbp.comm.local import spin_ms
     from distbp.data import open_split, ensure_prepared
+    spin_ms()
     ensure_prepared(cfg["data"])
     for split in ("train", "test"):
         ds = open_split(cfg["data"], split)

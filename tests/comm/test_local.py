@@ -140,6 +140,26 @@ def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
     assert glob.glob(f"/dev/shm/distbp_{proc.pid}_*") == []
 
 
+@pytest.mark.parametrize("size", [2, 3])
+def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
+    from distbp.comm import local
+    crowded = local.oversubscribed(size)
+    expect = (local.SPIN_POLLS_OVERSUBSCRIBED, 0.0) if crowded else (local.SPIN_POLLS, local.SPIN_MS / 1e3)
+    assert spawn(workers.waiting_policy, size) == [expect] * size
+    expect = (expect[0], 0.0 if crowded else 0.0005)
+    assert spawn(workers.waiting_policy, size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "inf", "nan"])
+def test_a_bad_spin_setting_stops_the_launch_in_one_line(value):
+    from distbp.errors import UsageError
+    with pytest.raises(UsageError) as info:
+        spawn(workers.return_rank, 2, env={"DISTBP_COMM_SPIN_MS": value})
+    assert multiprocessing.active_children() == []
+    assert str(info.value) == (f"DISTBP_COMM_SPIN_MS={value!r}: give the busy-wait in milliseconds, "
+                               "a number >= 0")
+
+
 def test_bad_arguments():
     comm = distbp.comm.init("single")
     with pytest.raises(ValueError, match="op must be one of"):

@@ -53,7 +53,7 @@ import os
 import distbp.comm
 comm = distbp.comm.init("mpi")
 t = comm.transport
-line = f"RANK {comm.rank} {sorted(os.sched_getaffinity(0))} {t.nslots} {t.spin}\n"
+line = f"RANK {comm.rank} {sorted(os.sched_getaffinity(0))} {t.nslots} {t.spin} {t.spin_seconds}\n"
 os.write(1, line.encode())          # one write: the ranks' lines never interleave
 """
 
@@ -74,8 +74,9 @@ def test_ranks_bound_to_their_own_cores_are_not_oversubscribed(bind):
     if bind:
         assert rows[0][2] != rows[1][2], proc.stdout      # really bound to different cores
     for _, _, rest in rows:
-        nslots, spin = map(int, rest.rsplit(" ", 2)[1:])
-        assert (nslots, spin) == (local.NSLOTS, local.SPIN_POLLS), proc.stdout
+        nslots, spin, seconds = rest.rsplit(" ", 3)[1:]
+        assert (int(nslots), int(spin), float(seconds)) == (local.NSLOTS, local.SPIN_POLLS,
+                                                            local.SPIN_MS / 1e3), proc.stdout
 
 
 CLOSE_PROBE = r"""

@@ -70,3 +70,9 @@ def sleep_in_allreduce(path):
     if comm.rank == 0:
         time.sleep(600)
     comm.allreduce(np.ones(10))
+
+
+def waiting_policy():
+    """(polls, busy-wait seconds) of this rank's shared-memory transport."""
+    t = distbp.comm.init("auto").transport
+    return t.spin, t.spin_seconds

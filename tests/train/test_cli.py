@@ -60,6 +60,16 @@ def test_bad_input(work, args, fragments):
     assert snapshot(work) == before
 
 
+def test_a_bad_comm_setting_in_the_environment_is_named(work):
+    before = snapshot(work)
+    proc = subprocess.run([sys.executable, "-m", "distbp.cli", "train", "--config", TINY,
+                           "--workers", "2", "--out", work / "run"], cwd=work, capture_output=True,
+                          text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), DISTBP_COMM_SPIN_MS="fast"))
+    one_line_error(proc, "DISTBP_COMM_SPIN_MS='fast'", "milliseconds")
+    assert snapshot(work) == before
+
+
 def test_corrupt_and_non_parquet_files_are_named(work):
     bad = work / "bad"
     bad.mkdir()
