@@ -62,8 +62,8 @@ CONFIGS = {"mlp": ROOT / "configs" / "mnist1d_mlp.yaml", "cnn": ROOT / "configs"
 GLOBAL_BATCH = 128
 
 
-def one_thread_env():
-    env = dict(os.environ)
+def one_thread_env(extra=None):
+    env = {**os.environ, **(extra or {})}
     env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return env
@@ -77,7 +77,7 @@ def find_mpiexec():
 # ---------------------------------------------------------------- distbp: one `distbp train` run
 
 def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None,
-               batch=GLOBAL_BATCH, bucket_mb=None):
+               batch=GLOBAL_BATCH, bucket_mb=None, env=None):
     """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess."""
     out = work / "runs" / f"{model}-{backend}-{workers}-{batch}-{bucket_mb}{'-trace' if trace else ''}"
     cmd = [sys.executable, "-m", "distbp.cli", "train", "--config", str(CONFIGS[model]),
@@ -94,7 +94,7 @@ def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False
         cmd += ["--workers", str(workers)]
     if trace:
         cmd.append("--trace")
-    res = subprocess.run(cmd, env=one_thread_env(), cwd=work, capture_output=True, text=True)
+    res = subprocess.run(cmd, env=one_thread_env(env), cwd=work, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
@@ -120,9 +120,9 @@ def timed_sps(out, batch):
 # What the machine gives two workers before any gradient is exchanged. "pair": two independent
 # 1-worker trainings at the same time (the cores' ceiling). "lockstep": the same two trainings, but
 # both wait at a barrier after every step, as synchronous data-parallel workers do (no gradients
-# move). On this 2-vCPU VM lockstep alone cost 17% (CNN) and 27% (MLP) of the pair's samples/s in
-# the session-3 medians (single rounds 0-25%), every phase of a lockstep rank running slower in
-# traces; the cause is not pinned down (benchmarks/results/training.md).
+# move). On this 2-vCPU VM lockstep cost 17% (CNN) and 27% (MLP) of the pair's samples/s in the
+# session-3 medians, mostly because waiting ranks slept at every step: with the transport's
+# busy-wait (session 4) it costs 5-6% (bench_waiting.py measures both ways of waiting).
 
 def _ceiling_worker(cfg, out, lockstep):
     from distbp import comm as C
@@ -156,11 +156,11 @@ def _ceiling_main(model, batch, steps, warmup, work, lockstep):
     print(json.dumps([timed_sps(Path(d), batch) for d in dirs]))
 
 
-def ceiling_run(model, steps, warmup, work, lockstep, batch):
+def ceiling_run(model, steps, warmup, work, lockstep, batch, env=None):
     """-> dict(sps) for 2 workers that each train on `batch` samples per step, exchanging nothing."""
     cmd = [sys.executable, __file__, "--ceiling", model, str(batch), str(steps), str(warmup),
            str(work), "lockstep" if lockstep else "pair"]
-    res = subprocess.run(cmd, env=one_thread_env(), cwd=work, capture_output=True, text=True)
+    res = subprocess.run(cmd, env=one_thread_env(env), cwd=work, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
     return {"sps": sum(json.loads(res.stdout.splitlines()[-1]))}
