@@ -13,6 +13,7 @@ Benchmark: `distbp bench allreduce`.
 """
 from distbp.comm.base import CommError, Communicator, Work
 from distbp.comm.launch import spawn
+from distbp.comm.local import usable_cpus
 from distbp.comm.world import init
 
-__all__ = ["CommError", "Communicator", "Work", "init", "spawn"]
+__all__ = ["CommError", "Communicator", "Work", "init", "spawn", "usable_cpus"]

@@ -123,7 +123,7 @@ def main(argv):
     else:
         from distbp import comm as C
         n = cfg["dist"]["workers"]
-        threads = cfg["train"]["threads"] or max(1, (os.cpu_count() or 1) // n)
+        threads = cfg["train"]["threads"] or max(1, C.usable_cpus() // n)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS")}
         results = C.spawn(_local_worker, n, args=(cfg, str(out), args.resume, args.trace,

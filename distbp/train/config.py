@@ -52,7 +52,7 @@ DEFAULTS = {
         "clip_grad_norm": 0.0,    # 0: no clipping; else the max global gradient norm
         "warn_grad_norm": 0.0,    # 0: off; else warn when the global gradient norm exceeds it
         "nonfinite": "skip",      # skip | stop: what to do when the reduced gradient is not finite
-        "threads": 0,             # BLAS threads per worker; 0: cores // workers
+        "threads": 0,             # BLAS threads per worker; 0: usable cores // workers
         "keep_heap": True,        # keep freed arrays in the heap between steps (glibc; allocator.py)
     },
     "optim": {

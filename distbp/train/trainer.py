@@ -9,7 +9,6 @@ every rank, whatever the number of workers (world-size invariance).
 import io
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import distbp
 from distbp import nn
 from distbp.nn import functional as F
+from distbp.comm import usable_cpus
 from distbp.data import DistributedLoader, build_augment, open_split
 from distbp.errors import TrainingStopped
 from distbp.models import LANGUAGE_MODELS, build_model
@@ -40,7 +40,7 @@ class NonFiniteGradient(TrainingStopped):
 
 def limit_threads(cfg, world_size):
     """All workers together use the machine's cores, not more."""
-    n = cfg["train"]["threads"] or max(1, (os.cpu_count() or 1) // world_size)
+    n = cfg["train"]["threads"] or max(1, usable_cpus() // world_size)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(n)
