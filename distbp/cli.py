@@ -48,19 +48,25 @@ def main(argv=None):
     except UsageError as e:
         if debug:
             raise
-        print(f"distbp {command}: error: {e}", file=sys.stderr)
+        _stderr_line(f"distbp {command}: error: {e}")
         return 2
     except (TrainingStopped, JobFailed, _comm_error()) as e:
         if debug:
             raise
         where = _innermost_frame(getattr(e, "traceback", None) or "")
-        print(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
-              + ("" if isinstance(e, TrainingStopped) else " (--debug shows the traceback)"),
-              file=sys.stderr)
+        _stderr_line(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
+                     + ("" if isinstance(e, TrainingStopped) else " (--debug shows the traceback)"))
         return 1
     except KeyboardInterrupt:
         print(f"distbp {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stderr_line(text):
+    """One write for the whole line: with PYTHONUNBUFFERED, print() writes the text and its newline
+    separately, and the lines of MPI ranks failing together came out run into each other."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _innermost_frame(traceback_text):

@@ -12,8 +12,8 @@ is the same code (ring.py) over two transports: recursive doubling up to 1 MiB, 
 Benchmark: `distbp bench allreduce`.
 """
 from distbp.comm.base import CommError, Communicator, Work
+from distbp.comm.cpus import usable_cpus
 from distbp.comm.launch import spawn
-from distbp.comm.local import usable_cpus
 from distbp.comm.world import init
 
 __all__ = ["CommError", "Communicator", "Work", "init", "spawn", "usable_cpus"]

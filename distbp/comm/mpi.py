@@ -24,6 +24,7 @@ import numpy as np
 
 from distbp.comm import local
 from distbp.comm.base import CommError, Communicator
+from distbp.comm.cpus import cgroup_cpu_quota, usable_cpus
 from distbp.errors import UsageError
 
 TRANSPORTS = ("auto", "shm", "mpi")
@@ -149,9 +150,9 @@ def shm_transport(comm, timeout):
     # Oversubscribed means more ranks than the cores they may use together: a launcher that binds
     # each rank to its own core (Open MPI does for -n 2) leaves every rank one core, not too few.
     # Every rank must decide alike (the layout depends on it), hence the allgather.
-    seen = comm.allgather((sorted(os.sched_getaffinity(0)), local.cgroup_cpu_quota()))
+    seen = comm.allgather((sorted(os.sched_getaffinity(0)), cgroup_cpu_quota()))
     quotas = [q for _, q in seen if q]
-    cpus = local.usable_cpus(set().union(*(c for c, _ in seen)), min(quotas, default=0.0))
+    cpus = usable_cpus(set().union(*(c for c, _ in seen)), min(quotas, default=0.0))
     slot, small = local.DEFAULT_SLOT_BYTES, local.DEFAULT_SMALL_BYTES
     nslots = local.default_nslots(size, cpus)
     name, error = None, None

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 import traceback
@@ -212,8 +211,9 @@ def _abort(comm, error):
     frames = traceback.extract_tb(error.__traceback__)
     where = f" [in {frames[-1].name}, {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}]" \
         if frames else ""
-    print(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
-          f"{type(error).__name__}: {first}{where}", file=sys.stderr, flush=True)
+    from distbp.cli import _stderr_line
+    _stderr_line(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
+                 f"{type(error).__name__}: {first}{where}")
     # mpiexec forwards each rank's stderr through its proxy, and MPI_Abort makes it kill the job: a
     # line not yet forwarded is lost (seen on a loaded machine), so the proxy gets a moment first.
     # Every survivor of a silent rank times out at about the same moment, each naming the peer it
