@@ -150,6 +150,15 @@ def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
     assert spawn(workers.waiting_policy, size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
 
 
+@pytest.mark.skipif(distbp.comm.local.oversubscribed(2), reason="2 ranks need 2 cores to spin")
+def test_a_waiting_rank_spins_instead_of_sleeping():
+    """Rank 1 waits ~5 ms for rank 0: by default it busy-waits (no voluntary context switch);
+    with DISTBP_COMM_SPIN_MS=0 it sleeps on its bell."""
+    assert spawn(workers.sleeps_while_waiting, 2, args=(0.005,))[1] == 0
+    assert spawn(workers.sleeps_while_waiting, 2, args=(0.005,),
+                 env={"DISTBP_COMM_SPIN_MS": "0"})[1] >= 1
+
+
 @pytest.mark.parametrize("value", ["fast", "-1", "inf", "nan"])
 def test_a_bad_spin_setting_stops_the_launch_in_one_line(value):
     from distbp.errors import UsageError

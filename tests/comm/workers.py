@@ -76,3 +76,22 @@ def waiting_policy():
     """(polls, busy-wait seconds) of this rank's shared-memory transport."""
     t = distbp.comm.init("auto").transport
     return t.spin, t.spin_seconds
+
+
+def sleeps_while_waiting(delay):
+    """Rank 1 waits `delay` s in an all-reduce for rank 0; -> how often it slept meanwhile
+    (voluntary context switches), on rank 1 (None on the others)."""
+    comm = distbp.comm.init("auto")
+    comm.barrier()
+    if comm.rank == 0:
+        time.sleep(delay)
+    before = _voluntary_switches()
+    comm.allreduce(np.ones(4))
+    slept = _voluntary_switches() - before
+    comm.barrier()
+    return slept if comm.rank == 1 else None
+
+
+def _voluntary_switches():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
