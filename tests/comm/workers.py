@@ -78,16 +78,18 @@ def waiting_policy():
     return t.spin, t.spin_seconds
 
 
-def sleeps_while_waiting(delay):
-    """Rank 1 waits `delay` s in an all-reduce for rank 0; -> how often it slept meanwhile
-    (voluntary context switches), on rank 1 (None on the others)."""
+def sleeps_while_waiting(delay, times):
+    """Rank 1 waits `delay` s in an all-reduce for rank 0, `times` times; -> how often it slept
+    meanwhile (voluntary context switches), on rank 1 (None on the others)."""
     comm = distbp.comm.init("auto")
-    comm.barrier()
-    if comm.rank == 0:
-        time.sleep(delay)
-    before = _voluntary_switches()
-    comm.allreduce(np.ones(4))
-    slept = _voluntary_switches() - before
+    slept = 0
+    for _ in range(times):
+        comm.barrier()
+        if comm.rank == 0:
+            time.sleep(delay)
+        before = _voluntary_switches()
+        comm.allreduce(np.ones(4))
+        slept += _voluntary_switches() - before
     comm.barrier()
     return slept if comm.rank == 1 else None
 
