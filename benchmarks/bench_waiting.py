@@ -1,7 +1,7 @@
 """How a waiting rank waits: sleeping at once vs busy-waiting, in lockstep training on this machine.
 
-    python benchmarks/bench_waiting.py                       # mlp + cnn, 6 rounds (~10 minutes)
-    python benchmarks/bench_waiting.py --models mlp --rounds 10 --out benchmarks/results/waiting.md
+    python benchmarks/bench_waiting.py                       # mlp + cnn, 6 rounds (~7 minutes)
+    python benchmarks/bench_waiting.py --models mlp --steps 1500 --rounds 8   # MLP runs long enough to read
 
 A synchronous data-parallel worker waits for its peers at every step. The shared-memory transport
 (distbp/comm/local.py, also used by the mpi backend on one node) polls ~50 us, then, when every

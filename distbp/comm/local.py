@@ -91,9 +91,9 @@ BLOCK_BYTES = 4 << 20  # ring.allreduce block per rank: N*4 MB stay in L3 throug
 SPIN_POLLS, SPIN_POLLS_OVERSUBSCRIBED = 100, 4
 # Then, when every rank has a core, keep busy-waiting up to this long before sleeping (MPI
 # libraries spin too): a rank that sleeps at every step's all-reduce pays more than the wake-up.
-# On the 2-core VM (interleaved A/B, 2 ranks in lockstep, a barrier per step, no exchange) ranks
-# sleeping after ~50 us ran at 0.74-0.83x a free-running pair, spinning ones at 0.96-1.25x; real
-# 2-worker training scaled 1.84x instead of 1.77x (CNN) and 1.51x instead of 1.40x (MLP).
+# On the 2-core VM (benchmarks/bench_waiting.py, MLP, 8 interleaved rounds) two trainings meeting
+# at a barrier every step kept 0.74x of a free-running pair's throughput when waiters slept after
+# ~50 us and 0.89x when they spun; real 2-worker training went from 1.54x to 1.66x one worker.
 # DISTBP_COMM_SPIN_MS overrides it (0: sleep after the polls).
 SPIN_MS = 20.0
 ENV_SPIN_MS = "DISTBP_COMM_SPIN_MS"
