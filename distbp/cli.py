@@ -48,13 +48,13 @@ def main(argv=None):
     except UsageError as e:
         if debug:
             raise
-        _stderr_line(f"distbp {command}: error: {e}")
+        stderr_line(f"distbp {command}: error: {e}")
         return 2
     except (TrainingStopped, JobFailed, _comm_error()) as e:
         if debug:
             raise
         where = _innermost_frame(getattr(e, "traceback", None) or "")
-        _stderr_line(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
+        stderr_line(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
                      + ("" if isinstance(e, TrainingStopped) else " (--debug shows the traceback)"))
         return 1
     except KeyboardInterrupt:
@@ -62,7 +62,7 @@ def main(argv=None):
         return 130
 
 
-def _stderr_line(text):
+def stderr_line(text):
     """One write for the whole line: with PYTHONUNBUFFERED, print() writes the text and its newline
     separately, and the lines of MPI ranks failing together came out run into each other."""
     sys.stderr.write(text + "\n")

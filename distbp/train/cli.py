@@ -211,8 +211,8 @@ def _abort(comm, error):
     frames = traceback.extract_tb(error.__traceback__)
     where = f" [in {frames[-1].name}, {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}]" \
         if frames else ""
-    from distbp.cli import _stderr_line
-    _stderr_line(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
+    from distbp.cli import stderr_line
+    stderr_line(f"distbp train: error: rank {comm.rank} of {comm.size} failed: "
                  f"{type(error).__name__}: {first}{where}")
     # mpiexec forwards each rank's stderr through its proxy, and MPI_Abort makes it kill the job: a
     # line not yet forwarded is lost (seen on a loaded machine), so the proxy gets a moment first.
