@@ -144,9 +144,7 @@ def main():
     args = p.parse_args()
     load0 = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="distbp-lockstep-")).resolve()
-    subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
-                    str(work / "data" / "mnist1d")], env=bt.one_thread_env(), cwd=work, check=True,
-                   capture_output=True)
+    bt.prepare_data(work)
     tables = []
     for model in args.models:
         steps = args.steps or DEFAULT_STEPS[model]
@@ -163,17 +161,9 @@ def main():
             ("distbp 2 workers", lambda: bt.distbp_run(model, 2, total, args.warmup, work,
                                                        batch=2 * BATCH)),
         ]
-        res, cvs = {name: [] for name, _ in jobs}, []
-        for r in range(args.rounds):
-            shift = r % len(jobs)
-            for name, run in jobs[shift:] + jobs[:shift]:
-                t = time.perf_counter()
-                out = run()
-                res[name].append(out["sps"])
-                if name == "1 process":
-                    cvs.append(noise(out["step_ms"]))
-                print(f"round {r + 1}/{args.rounds} {model} {name}: {out['sps']:.0f} samples/s "
-                      f"[{time.perf_counter() - t:.0f} s]", flush=True)
+        runs = bt.run_rounds(jobs, args.rounds, model)
+        res = {name: [r["sps"] for r in rs] for name, rs in runs.items()}
+        cvs = [noise(r["step_ms"]) for r in runs["1 process"]]
         tables.append(table(model, layers, res, cvs))
     head = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
             f"{args.rounds} rounds in rotating order, 1 thread per process, 128 samples per process "

@@ -69,6 +69,27 @@ def one_thread_env(extra=None):
     return env
 
 
+def prepare_data(work):
+    """The MNIST-1D Parquet files all runs of a benchmark read, made once under `work`."""
+    subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
+                    str(work / "data" / "mnist1d")], env=one_thread_env(), cwd=work, check=True,
+                   capture_output=True)
+
+
+def run_rounds(jobs, rounds, label):
+    """Run every (name, thunk) of `jobs` once per round, the order rotating by one each round (so
+    the host's slow spells hit every job alike) -> {name: [each round's result dict]}."""
+    out = {name: [] for name, _ in jobs}
+    for r in range(rounds):
+        shift = r % len(jobs)
+        for name, run in jobs[shift:] + jobs[:shift]:
+            t = time.perf_counter()
+            out[name].append(run())
+            print(f"round {r + 1}/{rounds} {label} {name}: {out[name][-1]['sps']:.0f} samples/s "
+                  f"[{time.perf_counter() - t:.0f} s]", flush=True)
+    return out
+
+
 def find_mpiexec():
     here = Path(sys.executable).parent / "mpiexec"
     return str(here) if here.exists() else shutil.which("mpiexec")
@@ -329,9 +350,7 @@ def main():
     load0 = os.getloadavg()[0]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="distbp-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
-                    str(work / "data" / "mnist1d")], env=one_thread_env(), cwd=work, check=True,
-                   capture_output=True)
+    prepare_data(work)
     mpiexec = None if args.no_mpi else find_mpiexec()
     total = args.warmup + args.steps
 

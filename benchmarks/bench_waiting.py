@@ -21,7 +21,6 @@ and 2 workers vs 1 (the issue's scaling goal, >= 1.8x). 1 BLAS thread per worker
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,20 +78,12 @@ def main():
     args = p.parse_args()
     load0 = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="distbp-waiting-")).resolve()
-    subprocess.run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
-                    str(work / "data" / "mnist1d")], env=bt.one_thread_env(), cwd=work, check=True,
-                   capture_output=True)
+    bt.prepare_data(work)
     tables = []
     for model in args.models:
         todo = list(jobs(model, args.warmup + args.steps, args.warmup, work).items())
-        res = {name: [] for name, _ in todo}
-        for r in range(args.rounds):
-            shift = r % len(todo)
-            for name, run in todo[shift:] + todo[:shift]:
-                t = time.perf_counter()
-                res[name].append(run()["sps"])
-                print(f"round {r + 1}/{args.rounds} {model} {name}: {res[name][-1]:.0f} samples/s "
-                      f"[{time.perf_counter() - t:.0f} s]", flush=True)
+        runs = bt.run_rounds(todo, args.rounds, model)
+        res = {name: [r["sps"] for r in rs] for name, rs in runs.items()}
         tables.append(table(model, res))
     head = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
             f"{args.steps} timed steps after {args.warmup}, {args.rounds} rounds in rotating order, "
