@@ -21,21 +21,20 @@ import numpy as np
 
 
 class _Bucket:
-    __slots__ = ("index", "params", "offsets", "buffer", "pending", "handle", "t_launch", "t_ready")
+    __slots__ = ("index", "params", "buffer", "slots", "pending", "handle", "t_launch", "t_ready")
 
     def __init__(self, index, params, dtype):
         self.index = index
         self.params = params
-        sizes = [p.data.size for p in params]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.buffer = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        offsets = np.concatenate([[0], np.cumsum([p.data.size for p in params])]).astype(int)
+        self.buffer = np.zeros(int(offsets[-1]), dtype=dtype)
+        # slots[i]: parameter i's gradient, a view of the buffer shaped like the parameter; made
+        # once, since hooks and finish() use them at every step
+        self.slots = [self.buffer[offsets[i]:offsets[i + 1]].reshape(p.data.shape)
+                      for i, p in enumerate(params)]
         self.pending = len(params)
         self.handle = None
         self.t_launch = self.t_ready = 0.0
-
-    def slot(self, i):
-        p = self.params[i]
-        return self.buffer[self.offsets[i]:self.offsets[i + 1]].reshape(p.data.shape)
 
     @property
     def nbytes(self):
@@ -82,7 +81,7 @@ class Reducer:
             self._active = True
             self.t_backward_start = time.perf_counter()
         b, i = self._where[id(p)]
-        np.copyto(b.slot(i), p.grad)
+        np.copyto(b.slots[i], p.grad)
         b.pending -= 1
         if b.pending == 0:
             b.t_ready = time.perf_counter()
@@ -105,10 +104,10 @@ class Reducer:
             return
         for b in self.buckets:
             if b.pending:
-                for i, p in enumerate(b.params):
+                for p, slot in zip(b.params, b.slots):
                     if p.grad is None:
-                        b.slot(i)[...] = 0
-                        p.grad = b.slot(i)
+                        slot[...] = 0
+                        p.grad = slot
                 b.pending = 0
         self._launch_ready()
         t_end_backward = time.perf_counter()
@@ -126,8 +125,8 @@ class Reducer:
             if self.tracer:
                 self.tracer.complete(f"allreduce bucket {b.index} ({b.nbytes / 2**20:.2f} MB)",
                                      b.t_launch, t_done, cat="comm", args={"bucket": b.index})
-            for i, p in enumerate(b.params):
-                p.grad = b.slot(i)
+            for p, slot in zip(b.params, b.slots):
+                p.grad = slot
         t_all_done = time.perf_counter()
         self.stats["exposed_seconds"] += t_all_done - t_end_backward
         self.stats["comm_seconds"] += t_all_done - min(b.t_launch for b in self.buckets)
