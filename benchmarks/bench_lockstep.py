@@ -1,6 +1,6 @@
 """The machine's own ceiling for synchronous data parallelism: fixed numpy work, no trainer, no comm.
 
-    python benchmarks/bench_lockstep.py                       # mlp + cnn step lengths, 8 rounds (~12 min)
+    python benchmarks/bench_lockstep.py                       # mlp + cnn step lengths, 8 rounds (~6-10 min)
     python benchmarks/bench_lockstep.py --models mlp --rounds 12 --out benchmarks/results/lockstep.md
 
 A synchronous data-parallel worker waits for its peers at every step, so a step lasts as long as the
@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -93,11 +92,8 @@ def probe(mode, layers, steps):
 
 def probe_run(mode, layers, steps):
     """One probe in a fresh interpreter with 1 BLAS thread, as the distbp runs get."""
-    cmd = [sys.executable, __file__, "--probe", mode, str(layers), str(steps)]
-    res = subprocess.run(cmd, env=bt.one_thread_env(), capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
-    return json.loads(res.stdout.splitlines()[-1])
+    out = bt.run_checked([sys.executable, __file__, "--probe", mode, str(layers), str(steps)])
+    return json.loads(out.splitlines()[-1])
 
 
 def calibrate(step_ms):

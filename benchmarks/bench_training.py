@@ -90,6 +90,14 @@ def run_rounds(jobs, rounds, label):
     return out
 
 
+def run_checked(cmd, env=None, cwd=None):
+    """Run one benchmark subprocess with 1 BLAS thread -> its stdout; its stderr's tail if it fails."""
+    res = subprocess.run(cmd, env=one_thread_env(env), cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({res.returncode}):\n{res.stderr[-2000:]}")
+    return res.stdout
+
+
 def find_mpiexec():
     here = Path(sys.executable).parent / "mpiexec"
     return str(here) if here.exists() else shutil.which("mpiexec")
@@ -115,9 +123,7 @@ def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False
         cmd += ["--workers", str(workers)]
     if trace:
         cmd.append("--trace")
-    res = subprocess.run(cmd, env=one_thread_env(env), cwd=work, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
+    run_checked(cmd, env, work)
     summary = json.loads((out / "summary.json").read_text())
     return {"sps": timed_sps(out, batch),
             "sps_summary": summary["samples_per_second"],
@@ -181,10 +187,7 @@ def ceiling_run(model, steps, warmup, work, lockstep, batch, env=None):
     """-> dict(sps) for 2 workers that each train on `batch` samples per step, exchanging nothing."""
     cmd = [sys.executable, __file__, "--ceiling", model, str(batch), str(steps), str(warmup),
            str(work), "lockstep" if lockstep else "pair"]
-    res = subprocess.run(cmd, env=one_thread_env(env), cwd=work, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
-    return {"sps": sum(json.loads(res.stdout.splitlines()[-1]))}
+    return {"sps": sum(json.loads(run_checked(cmd, env, work).splitlines()[-1]))}
 
 
 # ---------------------------------------------------------------- PyTorch DDP peer
