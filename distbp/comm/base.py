@@ -23,7 +23,7 @@ OPS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
 # Fixed codes for the debug header (the same on every rank, whatever numpy's dtype.num says).
 DTYPES = ["float32", "float64", "int32", "int64", "float16", "int8", "int16", "uint8", "uint16",
           "uint32", "uint64", "bool", "complex64", "complex128"]
-OPCODES = ["allreduce", "broadcast", "allgather", "barrier"]
+OPCODES = ["allreduce", "broadcast", "allgather", "barrier", "reduce_scatter", "allgather_into"]
 REDUCE_CODES = ["", "sum", "max", "min", "mean"]
 
 
@@ -105,6 +105,34 @@ class Communicator:
     def allreduce_async(self, array, op="sum"):
         """Like allreduce, returns a Work handle; `handle.wait()` returns the reduced array."""
         return self._call(self._allreduce_checked, self._reduce_args(array, op), sync=False)
+
+    def reduce_scatter(self, array, op="sum"):
+        """Reduce `array` in place so that this rank's shard of it, array.flat[lo:hi] with
+        (lo, hi) = shard_bounds(array.size), holds the reduction over all ranks (op: sum, max, min,
+        mean); the rest of `array` is left with partial results. Returns the shard (a 1-D view)."""
+        return self._call(self._reduce_scatter_checked, self._reduce_args(array, op, "reduce_scatter"))
+
+    def reduce_scatter_async(self, array, op="sum"):
+        """Like reduce_scatter, returns a Work handle; `handle.wait()` returns the shard."""
+        return self._call(self._reduce_scatter_checked, self._reduce_args(array, op, "reduce_scatter"),
+                          sync=False)
+
+    def allgather_into(self, array):
+        """In place: every rank's shard of `array` (shard_bounds) is copied to every other rank, so
+        all ranks end with the same bits. Returns `array`."""
+        flat = _check_array(array, "allgather_into")
+        return self._call(self._allgather_into_checked, (array, flat))
+
+    def allgather_into_async(self, array):
+        flat = _check_array(array, "allgather_into")
+        return self._call(self._allgather_into_checked, (array, flat), sync=False)
+
+    def shard_bounds(self, n, rank=None):
+        """(lo, hi): the element range of an n-element buffer that `rank` (default: this rank) owns
+        in reduce_scatter and allgather_into. Nearly equal, in rank order; may be empty."""
+        b = ring.chunk_bounds(n, self.size)
+        r = self.rank if rank is None else rank
+        return b[r], b[r + 1]
 
     def broadcast(self, array, root=0):
         """Copy rank `root`'s array into `array` on every rank, in place; returns it."""
@@ -205,12 +233,12 @@ class Communicator:
                 work._finish(error=e)
 
     # ---- checked bodies (run on the executing thread) ----
-    def _reduce_args(self, array, op):
-        flat = _check_array(array, "allreduce")
+    def _reduce_args(self, array, op, what="allreduce"):
+        flat = _check_array(array, what)
         if op not in OPS and op != "mean":
-            raise ValueError(f"allreduce op must be one of sum, max, min, mean; got {op!r}")
+            raise ValueError(f"{what} op must be one of sum, max, min, mean; got {op!r}")
         if op == "mean" and not np.issubdtype(array.dtype, np.inexact):
-            raise ValueError(f"allreduce op='mean' needs a floating dtype, got {array.dtype}")
+            raise ValueError(f"{what} op='mean' needs a floating dtype, got {array.dtype}")
         return array, flat, op
 
     def _allreduce_checked(self, array, flat, op):
@@ -218,6 +246,20 @@ class Communicator:
         self._allreduce(flat, "sum" if op == "mean" else op)
         if op == "mean" and self.size > 1:
             np.divide(flat, self.size, out=flat)
+        return array
+
+    def _reduce_scatter_checked(self, array, flat, op):
+        self._header("reduce_scatter", flat, REDUCE_CODES.index(op))
+        self._reduce_scatter(flat, "sum" if op == "mean" else op)
+        lo, hi = self.shard_bounds(flat.size)
+        shard = flat[lo:hi]
+        if op == "mean" and self.size > 1:
+            np.divide(shard, self.size, out=shard)
+        return shard
+
+    def _allgather_into_checked(self, array, flat):
+        self._header("allgather_into", flat, 0)
+        self._allgather_into(flat)
         return array
 
     def _broadcast_checked(self, array, flat, root):
@@ -260,6 +302,24 @@ class Communicator:
     def _allreduce(self, flat, op):
         ring.allreduce(self.transport, flat, OPS[op])
 
+    def _reduce_scatter(self, flat, op):
+        if self.transport is None:      # a backend without a ring: reduce all, keep my shard
+            return self._allreduce(flat, op)
+        ring.reduce_scatter(self.transport, flat, OPS[op])
+
+    def _allgather_into(self, flat):
+        if self.transport is None:      # through _allgather, every shard padded to the longest
+            b = ring.chunk_bounds(flat.size, self.size)
+            longest = max(b[q + 1] - b[q] for q in range(self.size))
+            mine = np.zeros(longest, flat.dtype)
+            mine[:b[self.rank + 1] - b[self.rank]] = flat[b[self.rank]:b[self.rank + 1]]
+            rows = np.empty((self.size, longest), flat.dtype)
+            self._allgather(mine, rows)
+            for q in range(self.size):
+                flat[b[q]:b[q + 1]] = rows[q, :b[q + 1] - b[q]]
+            return
+        ring.allgather_chunks(self.transport, flat)
+
     def _broadcast(self, flat, root):
         ring.broadcast(self.transport, flat, root)
 
@@ -274,7 +334,7 @@ class Communicator:
 def _describe(row):
     op, dt, count, seq, extra = (int(x) for x in row)
     dtype = DTYPES[dt] if dt >= 0 else "unsupported dtype"
-    detail = f", op={REDUCE_CODES[extra]}" if OPCODES[op] == "allreduce" else (
+    detail = f", op={REDUCE_CODES[extra]}" if OPCODES[op] in ("allreduce", "reduce_scatter") else (
         f", root={extra}" if OPCODES[op] == "broadcast" else "")
     return f"{OPCODES[op]}({dtype}, count={count}{detail}) as collective #{seq}"
 

@@ -15,7 +15,10 @@ a ring buffer of slots, MPI with one Isend/Irecv per segment), so a receiver red
 segment k+1 is in flight. A sendrecv posts both directions before waiting, so the ring cannot deadlock.
 
 allreduce is reduce-scatter then all-gather: each rank sends and receives 2(N-1)/N of the buffer.
-The all-gather copies each chunk's owner's reduced bits, so every rank ends with identical bits.
+Rank r owns chunk r (chunk_bounds): the reduce-scatter leaves its full reduction there, and the
+all-gather copies each owner's bits to every rank, so every rank ends with identical bits. The two
+halves are also collectives of their own (a sharded optimizer reduce-scatters gradients, updates
+its chunk and all-gathers the parameters).
 A transport with `block_bytes` gets the buffer in blocks of size * block_bytes, each run through
 the whole ring while it is hot in cache (NCCL-style slices); a reduced block is sent on at once, and
 the buffered transport lets a rank run several blocks ahead of its neighbour, so blocks stream.
@@ -51,16 +54,35 @@ def allreduce(t, flat, op):
 
 
 def _allreduce_block(t, flat, op):
+    reduce_scatter(t, flat, op)
+    allgather_chunks(t, flat)
+    return flat
+
+
+def reduce_scatter(t, flat, op):
+    """Reduce-scatter around the ring: afterwards rank r's chunk r (chunk_bounds) of `flat` holds the
+    full reduction; the other chunks hold partial sums. At step s rank r passes on chunk r-s-1 and
+    folds chunk r-s-2 into its own copy, so after N-1 steps it has folded every rank into chunk r."""
     n, r = t.size, t.rank
+    if n == 1:
+        return flat
     b = chunk_bounds(flat.size, n)
     chunk = lambda c: flat[b[c % n]:b[c % n + 1]]
-    # Reduce-scatter: at step s rank r passes on chunk r-s and folds chunk r-s-1 into its own copy.
-    # After N-1 steps rank r holds the full reduction of chunk r+1.
     for s in range(n - 1):
-        t.sendrecv(chunk(r - s), chunk(r - s - 1), op)
-    # All-gather: pass the reduced chunks around; the receiver overwrites its copy.
+        t.sendrecv(chunk(r - s - 1), chunk(r - s - 2), op)
+    return flat
+
+
+def allgather_chunks(t, flat):
+    """All-gather in place: rank q's chunk q of `flat` is copied to every rank, so every rank ends
+    with the owners' very bits. At step s rank r passes on chunk r-s and receives chunk r-s-1."""
+    n, r = t.size, t.rank
+    if n == 1:
+        return flat
+    b = chunk_bounds(flat.size, n)
+    chunk = lambda c: flat[b[c % n]:b[c % n + 1]]
     for s in range(n - 1):
-        t.sendrecv(chunk(r + 1 - s), chunk(r - s))
+        t.sendrecv(chunk(r - s), chunk(r - s - 1))
     return flat
 
 

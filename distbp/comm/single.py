@@ -11,6 +11,12 @@ class SingleCommunicator(Communicator):
     def _allreduce(self, flat, op):
         pass  # the reduction of one contribution is itself
 
+    def _reduce_scatter(self, flat, op):
+        pass
+
+    def _allgather_into(self, flat):
+        pass
+
     def _broadcast(self, flat, root):
         pass
 

@@ -6,6 +6,9 @@
     model.finish_gradient_sync()       # waits for the last buckets (a no-op if already done)
     optimizer.step()
 
+With shard_optimizer=True the buckets are reduce-scattered for a ZeroRedundancyOptimizer (zero.py),
+which updates one shard of the parameters per rank and all-gathers them.
+
 At construction every rank checks that all ranks built the same model (names, shapes, dtypes), and
 parameters and buffers are broadcast from rank 0. With more than one worker, batch-norm layers get
 the communicator's all-reduce, so their statistics are over the global batch (sync batch-norm).
@@ -79,7 +82,7 @@ def _sum_in_place(comm):
 
 
 class DistributedDataParallel(Module):
-    def __init__(self, module, comm, bucket_mb=1.0, tracer=None):
+    def __init__(self, module, comm, bucket_mb=1.0, tracer=None, shard_optimizer=False):
         super().__init__()
         self.module = module
         self.comm = comm
@@ -89,7 +92,8 @@ class DistributedDataParallel(Module):
             for m in module.modules():
                 if hasattr(m, "allreduce") and hasattr(m, "running_mean"):
                     m.allreduce = _sum_in_place(comm)
-        self.reducer = Reducer(list(module.parameters()), comm, bucket_mb, tracer=tracer)
+        self.reducer = Reducer(list(module.parameters()), comm, bucket_mb, tracer=tracer,
+                               shard=shard_optimizer)
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)

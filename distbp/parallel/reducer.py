@@ -13,6 +13,10 @@ The last bucket (the first layers' gradients, ready at the very end of backward)
 communication thread would only add two thread wake-ups (and, with one bucket, the thread itself).
 
 The loss is normalised by the global batch, so the reduction is a plain sum (no division here).
+
+With `shard=True` (for a ZeroRedundancyOptimizer) buckets are reduce-scattered instead: after
+finish() each rank holds the full sum only in its shard of every bucket (comm.shard_bounds), and
+the rest of each `.grad` holds this rank's own partial sum until gather_gradients() is called.
 """
 import time
 from contextlib import contextmanager
@@ -21,17 +25,18 @@ import numpy as np
 
 
 class _Bucket:
-    __slots__ = ("index", "params", "buffer", "slots", "pending", "handle", "t_launch", "t_ready")
+    __slots__ = ("index", "params", "buffer", "ranges", "slots", "pending", "handle", "t_launch",
+                 "t_ready")
 
     def __init__(self, index, params, dtype):
         self.index = index
         self.params = params
         offsets = np.concatenate([[0], np.cumsum([p.data.size for p in params])]).astype(int)
         self.buffer = np.zeros(int(offsets[-1]), dtype=dtype)
+        self.ranges = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(params))]
         # slots[i]: parameter i's gradient, a view of the buffer shaped like the parameter; made
         # once, since hooks and finish() use them at every step
-        self.slots = [self.buffer[offsets[i]:offsets[i + 1]].reshape(p.data.shape)
-                      for i, p in enumerate(params)]
+        self.slots = [self.buffer[r].reshape(p.data.shape) for r, p in zip(self.ranges, params)]
         self.pending = len(params)
         self.handle = None
         self.t_launch = self.t_ready = 0.0
@@ -57,10 +62,12 @@ def make_buckets(params, bucket_bytes):
 
 
 class Reducer:
-    def __init__(self, params, comm, bucket_mb=1.0, tracer=None):
+    def __init__(self, params, comm, bucket_mb=1.0, tracer=None, shard=False):
         self.comm = comm
         self.tracer = tracer
+        self.shard = bool(shard) and comm.size > 1
         params = [p for p in params if p.requires_grad]
+        self.params = params
         self.buckets = make_buckets(list(reversed(params)), max(1, int(bucket_mb * 2**20)))
         self._where = {}  # id(param) -> (bucket, index in bucket)
         for b in self.buckets:
@@ -91,7 +98,7 @@ class Reducer:
         while self._next < len(self.buckets) - 1 and self.buckets[self._next].pending == 0:
             b = self.buckets[self._next]
             b.t_launch = time.perf_counter()
-            b.handle = self.comm.allreduce_async(b.buffer)
+            b.handle = self._reduce(b.buffer, wait=False)
             self._next += 1
 
     # -- end of a round -----------------------------------------------------------------------------
@@ -113,7 +120,7 @@ class Reducer:
         t_end_backward = time.perf_counter()
         last = self.buckets[-1]
         last.t_launch = t_end_backward
-        self.comm.allreduce(last.buffer)     # queued behind the async ones: the order stays fixed
+        self._reduce(last.buffer, wait=True)  # queued behind the async ones: the order stays fixed
         self._next = len(self.buckets)
         for b in self.buckets:
             t_done = None
@@ -123,7 +130,8 @@ class Reducer:
                 b.handle = None
             t_done = t_done or time.perf_counter()
             if self.tracer:
-                self.tracer.complete(f"allreduce bucket {b.index} ({b.nbytes / 2**20:.2f} MB)",
+                what = "reduce-scatter" if self.shard else "allreduce"
+                self.tracer.complete(f"{what} bucket {b.index} ({b.nbytes / 2**20:.2f} MB)",
                                      b.t_launch, t_done, cat="comm", args={"bucket": b.index})
             for p, slot in zip(b.params, b.slots):
                 p.grad = slot
@@ -134,6 +142,18 @@ class Reducer:
             b.pending = len(b.params)
         self._next = 0
         self._active = False
+
+    def _reduce(self, buffer, wait):
+        if self.shard:
+            return (self.comm.reduce_scatter if wait else self.comm.reduce_scatter_async)(buffer)
+        return (self.comm.allreduce if wait else self.comm.allreduce_async)(buffer)
+
+    def gather_gradients(self):
+        """shard=True: all-gather the reduced shards so every `.grad` holds the full sum (e.g. for
+        per-layer gradient statistics). Without sharding the gradients are already whole."""
+        if self.shard:
+            for b in self.buckets:
+                self.comm.allgather_into(b.buffer)
 
     @contextmanager
     def no_sync(self):

@@ -21,6 +21,7 @@ import numpy as np
 
 import distbp
 from distbp.data import ensure_prepared
+from distbp.parallel.ddp import broadcast_state
 from distbp.ray.comm import RayCommunicator
 from distbp.ray.shards import join_state, pieces, shard_ranges, split_state
 from distbp.train.trainer import NonFiniteGradient, Trainer
@@ -66,6 +67,7 @@ class RayTrainer(Trainer):
                     "scheduler": self.scheduler.state_dict(),
                     "rng": distbp.random.default_generator().bit_generator.state}
         info = self.comm.broadcast_object(info)
+        broadcast_state(self.model, self.comm)         # rank 0's resumed parameters, to everyone
         if not self.is_main:
             self.start_step, self.skipped_steps = info["step"], info["skipped"]
             self.scheduler.load_state_dict(info["scheduler"])

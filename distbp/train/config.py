@@ -72,6 +72,7 @@ DEFAULTS = {
         "backend": "local",       # local | mpi | ray | single
         "workers": 2,             # local: processes to start; mpi: must match the MPI world
         "bucket_mb": 1.0,         # gradient bucket size for the reducer
+        "shard_optimizer": True,  # local/mpi, > 1 worker: each rank updates 1/N of the parameters (ZeRO-1)
         "timeout": 60.0,          # seconds a collective waits for a peer before failing
         "ps_shards": 1,           # ray: parameter-server actors
         "max_staleness": 0,       # ray: 0 = synchronous

@@ -3,7 +3,8 @@ from distbp import optim
 
 
 def build_optimizer(o, model):
-    params = list(model.parameters())
+    """`model`: a Module (anything with .parameters()) or a list of parameters."""
+    params = list(model.parameters()) if hasattr(model, "parameters") else list(model)
     if o["name"] == "sgd":
         return optim.SGD(params, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
                          weight_decay=o["weight_decay"])

@@ -52,7 +52,9 @@ def merge(trace_dir, out_path):
 
 
 def overlap_fraction(events):
-    """Fraction of all-reduce time that ran while the same rank's backward was still running."""
+    """Fraction of the gradient buckets' reduction time (all-reduce or reduce-scatter) that ran while
+    the same rank's backward was still running. Other comm spans (the sharded optimizer's parameter
+    all-gather, which follows the update by design) are not counted."""
     hidden = total = 0.0
     by_key = {}
     for ev in events:
@@ -61,7 +63,7 @@ def overlap_fraction(events):
     for evs in by_key.values():
         backward = [e for e in evs if e["name"] == "backward"]
         for e in evs:
-            if e.get("cat") != "comm":
+            if e.get("cat") != "comm" or "bucket" not in e["args"]:
                 continue
             total += e["dur"]
             for b in backward:

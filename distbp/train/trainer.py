@@ -23,6 +23,7 @@ from distbp.data import DistributedLoader, build_augment, open_split
 from distbp.errors import TrainingStopped
 from distbp.models import LANGUAGE_MODELS, build_model
 from distbp.parallel.ddp import DistributedDataParallel
+from distbp.parallel.zero import ZeroRedundancyOptimizer
 from distbp.train import checkpoint as ckpt
 from distbp.train.allocator import keep_heap
 from distbp.train import metrics as M
@@ -74,17 +75,27 @@ class Trainer:
         distbp.manual_seed(t["seed"])
         model = build_model(cfg["model"], self.meta)
         self.model = model.double() if self.dtype == np.float64 else model
-        self.optimizer = build_optimizer(cfg["optim"], self.model)
+
+        # data parallelism: ranks checked and synchronised, gradients reduced by the DDP reducer;
+        # with the optimizer sharded (ZeRO-1) each rank updates 1/N of the parameters
+        d = cfg["dist"]
+        self.sharded = bool(d["shard_optimizer"]) and self.world > 1 and d["backend"] in ("local", "mpi")
+        if trace:
+            comm.barrier()
+        self.tracer = Tracer(self.rank) if trace else None
+        self.ddp = DistributedDataParallel(self.model, comm, d["bucket_mb"], self.tracer,
+                                           shard_optimizer=self.sharded)
+        if self.sharded:
+            self.optimizer = ZeroRedundancyOptimizer(
+                self.ddp.reducer, lambda shards: build_optimizer(cfg["optim"], shards),
+                list(self.model.parameters()))
+        else:
+            self.optimizer = build_optimizer(cfg["optim"], self.model)
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
         self.start_step = 0
         self.skipped_steps = 0
         if resume:
-            self._resume()
-
-        if trace:
-            comm.barrier()
-        self.tracer = Tracer(self.rank) if trace else None
-        self.ddp = DistributedDataParallel(self.model, comm, cfg["dist"]["bucket_mb"], self.tracer)
+            self._resume()      # every rank reads the same checkpoint
         self.loader = DistributedLoader(self.train_set, t["global_batch_size"], self.rank,
                                         self.world, seed=t["seed"],
                                         augment=build_augment(cfg["data"]["augment"]),
@@ -151,7 +162,12 @@ class Trainer:
         if grad_norm is None:
             return float("nan")
         clip = self.cfg["train"]["clip_grad_norm"]
-        if clip:
+        if clip and self.sharded:   # torch's coefficient, from the global norm of the shards
+            coef = min(clip / (grad_norm + 1e-6), 1.0)
+            if coef < 1.0:
+                for g in self.optimizer.shard_grads():
+                    g *= coef
+        elif clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -162,15 +178,7 @@ class Trainer:
     def _check_gradients(self, step):
         """Global gradient norm after the reduction (identical on every rank), or None if the step
         must be skipped because a gradient is not finite."""
-        sq = 0.0
-        first_bad = None
-        for name, p in self.model.named_parameters():
-            if p.grad is None:
-                continue
-            s = float(np.vdot(p.grad, p.grad)) if p.grad.size else 0.0
-            if not math.isfinite(s) and first_bad is None:
-                first_bad = name
-            sq += s
+        sq, first_bad = self._grad_sq_sum()
         norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
         warn = self.cfg["train"]["warn_grad_norm"]
         if warn and norm > warn and math.isfinite(norm):
@@ -187,6 +195,28 @@ class Trainer:
                  f"({self.skipped_steps} so far)")
         return None
 
+    def _grad_sq_sum(self):
+        """(sum of squared gradient entries, name of the first parameter with a non-finite one)."""
+        if self.sharded:    # each rank has its shard: one small all-reduce (the same bits everywhere)
+            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads() if g.size)
+            sq = float(self.comm.allreduce(np.array([sq]))[0])
+            if math.isfinite(sq):
+                return sq, None
+            bad = self.optimizer.first_nonfinite()                 # rare: find it, on every rank
+            rows = self.comm.allgather(np.array([-1 if bad is None else bad]))[:, 0]
+            bads = [int(b) for b in rows if b >= 0]
+            names = [n for n, _ in self.model.named_parameters()]
+            return sq, names[min(bads)] if bads else None
+        sq, first_bad = 0.0, None
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            s = float(np.vdot(p.grad, p.grad)) if p.grad.size else 0.0
+            if not math.isfinite(s) and first_bad is None:
+                first_bad = name
+            sq += s
+        return sq, first_bad
+
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self):
         t = self.cfg["train"]
@@ -202,8 +232,11 @@ class Trainer:
             if self.tracer:
                 self.tracer.step = step
                 self.tracer.complete("data", t0, time.perf_counter(), cat="data")
-            before = self._snapshot() if (step + 1) % t["log_every"] == 0 else None
+            log_layers = (step + 1) % t["log_every"] == 0
+            before = self._snapshot() if log_layers else None      # rank 0 only
             loss, grad_norm = self.train_step(step, batch)
+            if log_layers:
+                self.ddp.reducer.gather_gradients()     # per-layer stats need whole gradients
             step += 1
             short_run = self.steps - self.start_step <= 2 * WARMUP_STEPS
             if step - self.start_step > WARMUP_STEPS or short_run:
@@ -303,6 +336,7 @@ class Trainer:
         return state
 
     def save_checkpoint(self, step):
+        optim_state = self.optimizer.state_dict()     # a collective when the optimizer is sharded
         if not self.is_main:
             return
         meta = {"config": self.cfg, "data_position": {"step": step},
@@ -310,7 +344,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "skipped_steps": self.skipped_steps, "world_size": self.world}
         ckpt.save_checkpoint(self.out / "checkpoints", step, self.model_state(),
-                             self.optimizer.state_dict(), meta, keep=self.cfg["checkpoint"]["keep"])
+                             optim_state, meta, keep=self.cfg["checkpoint"]["keep"])
 
     def _resume(self):
         """Every rank loads the newest intact checkpoint (the run directory is shared, as with DDP)."""

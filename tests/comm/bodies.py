@@ -133,6 +133,41 @@ def check_background_progress(comm):
     return 1
 
 
+def check_reduce_scatter_allgather_into(comm):
+    """The two halves of the ring all-reduce as collectives of their own (a sharded optimizer's
+    gradients and parameters): the shard each rank owns, exact results, in place, async, and an
+    all-gather that leaves every rank with the owners' bits."""
+    k = 0
+    for n in lengths(comm.size):
+        bounds = [comm.shard_bounds(n, q) for q in range(comm.size)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == n and all(
+            bounds[q][1] == bounds[q + 1][0] for q in range(comm.size - 1)), bounds
+        lo, hi = comm.shard_bounds(n)
+        for dtype in DTYPES:
+            for op in list(OPS) + (["mean"] if np.dtype(dtype).kind == "f" else []):
+                x = rank_data(comm.rank, n, dtype, salt=len(op) + 2)
+                shard = comm.reduce_scatter(x, op=op)
+                want = expected(comm.size, n, dtype, op, salt=len(op) + 2)
+                assert shard.base is x or shard.size == 0 or np.shares_memory(shard, x)
+                assert shard.size == hi - lo and np.array_equal(x[lo:hi], want[lo:hi]), (n, dtype, op)
+                x[:lo] = -1     # garbage outside my shard: allgather_into must overwrite it
+                x[hi:] = -1
+                assert comm.allgather_into(x) is x
+                assert np.array_equal(x, want), (n, dtype, op, x[:5], want[:5])
+                k += 1
+    x = np.random.default_rng(comm.rank).standard_normal(100_003).astype(np.float32)
+    work = comm.reduce_scatter_async(x)
+    lo, hi = comm.shard_bounds(x.size)
+    assert work.wait().size == hi - lo
+    comm.allgather_into_async(x).wait()
+    rows = comm.allgather(x.view(np.uint32))
+    assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), "ranks differ in bits"
+    ref = np.stack([np.random.default_rng(q).standard_normal(100_003).astype(np.float32)
+                    for q in range(comm.size)]).astype(np.float64).sum(0)
+    assert np.allclose(x, ref, rtol=1e-5, atol=1e-4)
+    return k + 1
+
+
 def check_broadcast_allgather(comm):
     k = 0
     for root in range(comm.size):
@@ -162,7 +197,7 @@ def check_objects(comm):
 
 
 CHECKS = [check_allreduce, check_allreduce_around_switch, check_identical_bits, check_repeated, check_async,
-          check_broadcast_allgather, check_objects]
+          check_reduce_scatter_allgather_into, check_broadcast_allgather, check_objects]
 
 
 def run_all(comm):

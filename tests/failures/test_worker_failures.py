@@ -19,7 +19,7 @@ TIMEOUT = TINY["dist"]["timeout"]
 # Survivors notice within `timeout`; the local launcher kills stragglers `timeout` after the first
 # failure; the rest is process start-up/teardown on two busy cores.
 BOUND = 2 * TIMEOUT + 15
-COLLECTIVES = ("allreduce", "broadcast", "allgather", "barrier")
+COLLECTIVES = ("allreduce", "reduce_scatter", "allgather_into", "broadcast", "allgather", "barrier")
 needs_mpi = pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")
 
 

@@ -1,6 +1,7 @@
 """A traced 2-worker run writes a valid Chrome trace: every rank has a track, and every bucket's
-all-reduce lies inside the step that produced it (after that step's backward started, finished
-before its optimizer step and before the next step's forward)."""
+reduction lies inside the step that produced it (after that step's backward started, finished
+before its optimizer step and before the next step's forward); the sharded optimizer's parameter
+all-gather lies inside the optimizer step."""
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -34,11 +35,13 @@ def traced_run(tmp_path_factory):
 
 
 def spans(events):
-    """(pid, step) -> {name: [events]} over the complete ('X') events."""
+    """(pid, step) -> {name: [events]} over the complete ('X') events; the buckets' reductions
+    are under "comm"."""
     by = defaultdict(lambda: defaultdict(list))
     for e in events:
         if e["ph"] == "X":
-            by[e["pid"], e["args"]["step"]][e["name"] if e["cat"] != "comm" else "comm"].append(e)
+            bucket = e["cat"] == "comm" and "bucket" in e["args"]
+            by[e["pid"], e["args"]["step"]]["comm" if bucket else e["name"]].append(e)
     return by
 
 
@@ -55,7 +58,8 @@ def test_trace_is_valid_and_has_every_rank(traced_run):
     for rank in range(WORKERS):
         for step in range(STEPS):
             names = by[rank, step].keys()
-            assert {"data", "forward", "backward", "optimizer step", "comm"} <= names
+            assert {"data", "forward", "backward", "optimizer step", "comm",
+                    "allgather parameters"} <= names
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["overlap_fraction"] <= 1.0
 
@@ -82,3 +86,6 @@ def test_all_reduce_lies_inside_the_step_that_produced_it(traced_run):
             assert c["ts"] + c["dur"] <= update["ts"] + EPS, where + " ended after the update"
             if nxt:
                 assert c["ts"] + c["dur"] <= nxt[0]["ts"] + EPS, where + " ran into the next step"
+        (gather,) = names["allgather parameters"]
+        assert update["ts"] - EPS <= gather["ts"] and \
+            gather["ts"] + gather["dur"] <= update["ts"] + update["dur"] + EPS, (rank, step)
