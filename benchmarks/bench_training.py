@@ -19,6 +19,9 @@ distbp rows run the user-facing command, one subprocess per run:
 Its samples/s is taken from metrics.jsonl between the first log point (step --warmup) and the last
 step, so start-up and the first, slow steps are excluded (summary.json's figure includes them; both
 are printed). Eval and checkpoints are outside the timed region in the trainer anyway.
+2-worker runs shard the optimizer (dist.shard_optimizer, the default: gradients reduce-scattered,
+each rank updates half the parameters, which are then all-gathered); one more row runs them with
+dist.shard_optimizer=false (every rank runs the whole optimizer step after an all-reduce).
 A separate 2-worker run with --trace gives the overlap fraction (share of all-reduce time that ran
 while backward was still running); the exposed communication per step is the time waiting for the
 reduction after backward ended (mostly waiting for the slower rank). With the configs' 1 MB bucket
@@ -106,9 +109,11 @@ def find_mpiexec():
 # ---------------------------------------------------------------- distbp: one `distbp train` run
 
 def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False, mpiexec=None,
-               batch=GLOBAL_BATCH, bucket_mb=None, env=None):
-    """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess."""
-    out = work / "runs" / f"{model}-{backend}-{workers}-{batch}-{bucket_mb}{'-trace' if trace else ''}"
+               batch=GLOBAL_BATCH, bucket_mb=None, env=None, sets=()):
+    """-> dict(sps, sps_summary, comm, exposed, overlap) from one training run in a subprocess;
+    `sets`: more --set key=value overrides."""
+    out = work / "runs" / (f"{model}-{backend}-{workers}-{batch}-{bucket_mb}{'-trace' if trace else ''}"
+                           + "".join("-" + s.replace("=", "_") for s in sets))
     cmd = [sys.executable, "-m", "distbp.cli", "train", "--config", str(CONFIGS[model]),
            "--out", str(out), "--force", "--quiet",
            "--set", f"train.steps={steps}", "--set", "train.threads=1",
@@ -117,6 +122,8 @@ def distbp_run(model, workers, steps, warmup, work, backend="local", trace=False
            "--set", "checkpoint.every_steps=0", "--set", f"data.path={work / 'data' / 'mnist1d'}"]
     if bucket_mb is not None:
         cmd += ["--set", f"dist.bucket_mb={bucket_mb}"]
+    for kv in sets:
+        cmd += ["--set", kv]
     if backend == "mpi":
         cmd = [mpiexec, "-n", str(workers)] + cmd + ["--backend", "mpi"]
     else:
@@ -292,13 +299,15 @@ def table(models, modes, results):
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     label = {"distbp": "distbp local", "distbp-mpi": "distbp mpi", "torch": "PyTorch DDP gloo",
              "distbp-buckets": f"distbp local, dist.bucket_mb={SMALL_BUCKET_MB} (traced)",
+             "distbp-unsharded": "distbp local, dist.shard_optimizer=false",
              "pair": "ceiling: 2 independent trainings at once",
              "lockstep": "ceiling: 2 trainings, a barrier per step, no exchange"}
     for m in models:
         base = {impl: med(results.get((m, impl, 1, None), []), "sps") for impl in ("distbp", "torch")}
         for mode in modes:
             for impl, w in (("distbp", 1), ("pair", 2), ("lockstep", 2), ("distbp", 2),
-                            ("distbp-mpi", 2), ("distbp-buckets", 2), ("torch", 1), ("torch", 2)):
+                            ("distbp-mpi", 2), ("distbp-unsharded", 2), ("distbp-buckets", 2),
+                            ("torch", 1), ("torch", 2)):
                 runs = results.get((m, impl, w, mode if w > 1 else None))
                 if not runs:
                     continue
@@ -372,6 +381,8 @@ def main():
                          lambda m=m, b=b: distbp_run(m, 2, total, args.warmup, work, batch=b)))
             jobs.append(((m, "distbp-trace", 2, mode), lambda m=m, b=b: distbp_run(
                 m, 2, total, args.warmup, work, trace=True, batch=b)))
+            jobs.append(((m, "distbp-unsharded", 2, mode), lambda m=m, b=b: distbp_run(
+                m, 2, total, args.warmup, work, batch=b, sets=["dist.shard_optimizer=false"])))
             jobs.append(((m, "distbp-buckets", 2, mode), lambda m=m, b=b: distbp_run(
                 m, 2, total, args.warmup, work, trace=True, batch=b, bucket_mb=SMALL_BUCKET_MB)))
             for impl, lockstep in (("pair", False), ("lockstep", True)):
