@@ -74,6 +74,7 @@ class Reducer:
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+        self._param_buffers = None
         self.sync = True
         self._next = 0          # next bucket index to launch
         self._active = False    # a reduction round is in progress (some grad arrived)
@@ -147,6 +148,21 @@ class Reducer:
         if self.shard:
             return (self.comm.reduce_scatter if wait else self.comm.reduce_scatter_async)(buffer)
         return (self.comm.allreduce if wait else self.comm.allreduce_async)(buffer)
+
+    def parameter_buffers(self):
+        """One flat buffer per bucket holding that bucket's parameters in the gradient layout; every
+        such p.data becomes a view of it (done once). A sharded optimizer updates its shard of each
+        and all-gathers the shards straight into the parameters."""
+        if self._param_buffers is None:
+            self._param_buffers = []
+            for b in self.buckets:
+                flat = np.empty_like(b.buffer)
+                for p, r in zip(b.params, b.ranges):
+                    view = flat[r].reshape(p.data.shape)
+                    view[...] = p.data
+                    p.data = view
+                self._param_buffers.append(flat)
+        return self._param_buffers
 
     def gather_gradients(self):
         """shard=True: all-gather the reduced shards so every `.grad` holds the full sum (e.g. for

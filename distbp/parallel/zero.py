@@ -14,8 +14,8 @@ all-gathered into every rank's parameters. The bytes on the wire are those of on
 state (DeepSpeed's ZeRO-1, torch.distributed.optim.ZeroRedundancyOptimizer).
 
 So that the all-gather can write straight into the parameters, each bucket's parameters become views
-of one flat buffer laid out like the bucket (p.data is rebound once, here; every optimizer and
-load_state_dict update p.data in place). The wrapped optimizer sees one flat "parameter" per bucket:
+of one flat buffer laid out like the bucket (Reducer.parameter_buffers: p.data is rebound once;
+every optimizer and load_state_dict update p.data in place). The wrapped optimizer sees one flat "parameter" per bucket:
 every distbp optimizer is elementwise, so updating a flat range gives the same numbers as updating
 each parameter whole, and every rank ends with the owners' bits.
 
@@ -41,17 +41,9 @@ class ZeroRedundancyOptimizer:
         self.reducer, self.comm = reducer, reducer.comm
         self.params = list(params) if params is not None else list(reducer.params)
         self._index = {id(p): i for i, p in enumerate(self.params)}
-        self.flat_params, self.bounds, self.shards = [], [], []
-        for b in reducer.buckets:
-            flat = np.empty_like(b.buffer)
-            for p, r in zip(b.params, b.ranges):
-                view = flat[r].reshape(p.data.shape)
-                view[...] = p.data
-                p.data = view
-            lo, hi = self.comm.shard_bounds(flat.size)
-            self.flat_params.append(flat)
-            self.bounds.append((lo, hi))
-            self.shards.append(Tensor(flat[lo:hi]))
+        self.flat_params = reducer.parameter_buffers()
+        self.bounds = [self.comm.shard_bounds(flat.size) for flat in self.flat_params]
+        self.shards = [Tensor(flat[lo:hi]) for flat, (lo, hi) in zip(self.flat_params, self.bounds)]
         self.optimizer = make_optimizer(self.shards)
         if len(self.optimizer.param_groups) != 1:
             raise ValueError("ZeroRedundancyOptimizer supports one parameter group, got "
