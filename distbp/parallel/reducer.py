@@ -75,6 +75,7 @@ class Reducer:
                 self._where[id(p)] = (b, i)
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
         self._param_buffers = None
+        self.rounds = 0         # reductions completed (finish() calls that reduced something)
         self.sync = True
         self._next = 0          # next bucket index to launch
         self._active = False    # a reduction round is in progress (some grad arrived)
@@ -143,6 +144,7 @@ class Reducer:
             b.pending = len(b.params)
         self._next = 0
         self._active = False
+        self.rounds += 1
 
     def _reduce(self, buffer, wait):
         if self.shard:

@@ -15,9 +15,9 @@ state (DeepSpeed's ZeRO-1, torch.distributed.optim.ZeroRedundancyOptimizer).
 
 So that the all-gather can write straight into the parameters, each bucket's parameters become views
 of one flat buffer laid out like the bucket (Reducer.parameter_buffers: p.data is rebound once;
-every optimizer and load_state_dict update p.data in place). The wrapped optimizer sees one flat "parameter" per bucket:
-every distbp optimizer is elementwise, so updating a flat range gives the same numbers as updating
-each parameter whole, and every rank ends with the owners' bits.
+every optimizer and load_state_dict update p.data in place). The wrapped optimizer sees one flat
+"parameter" per bucket: every distbp optimizer is elementwise, so updating a flat range gives the
+same numbers as updating each parameter whole, and every rank ends with the owners' bits.
 
 state_dict() and load_state_dict() use the plain per-parameter layout (indices in
 model.parameters() order, as build_optimizer's optimizer has), so checkpoints move freely between
@@ -45,6 +45,7 @@ class ZeroRedundancyOptimizer:
         self.bounds = [self.comm.shard_bounds(flat.size) for flat in self.flat_params]
         self.shards = [Tensor(flat[lo:hi]) for flat, (lo, hi) in zip(self.flat_params, self.bounds)]
         self.optimizer = make_optimizer(self.shards)
+        self._stepped_round = reducer.rounds
         if len(self.optimizer.param_groups) != 1:
             raise ValueError("ZeroRedundancyOptimizer supports one parameter group, got "
                              f"{len(self.optimizer.param_groups)}")
@@ -77,6 +78,9 @@ class ZeroRedundancyOptimizer:
         return min(bad) if bad else None
 
     def step(self):
+        if self.reducer.rounds == self._stepped_round:
+            return      # no gradient reduced since the last step (a plain optimizer skips grad=None)
+        self._stepped_round = self.reducer.rounds
         for shard, g in zip(self.shards, self.shard_grads()):
             shard.grad = g
         self.optimizer.step()

@@ -73,6 +73,9 @@ def _zero_worker(seed):
         (nn.functional.cross_entropy(ref(distbp.from_numpy(x)), distbp.from_numpy(y),
                                      reduction="sum") / 8).backward()
         plain.step()
+    before = [p.data.copy() for p in model.parameters()]
+    zero.step()          # no gradient reduced since the last step: nothing to apply, like grad=None
+    unchanged = all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))
     held = sum(v.size for s in zero.optimizer.state.values() for v in s.values()
                if isinstance(v, np.ndarray))
     full = zero.state_dict()
@@ -90,14 +93,14 @@ def _zero_worker(seed):
                               for p, q in zip(model.parameters(), ref.parameters())),
             "state_diff": state_diff, "held": int(held), "total": 2 * sum(p.data.size for p in ref.parameters()),
             "steps": [full["state"][i]["step"] for i in sorted(full["state"])],
-            "same_shard": same_shard, "bits": comm.allgather(bits).tolist()}
+            "same_shard": same_shard, "unchanged": unchanged, "bits": comm.allgather(bits).tolist()}
 
 
 def test_each_rank_holds_half_the_state_and_the_same_parameters():
     r0, r1 = C.spawn(_zero_worker, 2, args=(4,), timeout=120)
     for r in (r0, r1):
         assert r["param_diff"] < 1e-12 and r["state_diff"] < 1e-12
-        assert r["steps"] == [3, 3, 3, 3] and r["same_shard"]
+        assert r["steps"] == [3, 3, 3, 3] and r["same_shard"] and r["unchanged"]
         assert r["bits"][0] == r["bits"][1], "ranks hold different parameter bits"
     assert r0["held"] + r1["held"] == r0["total"]          # exp_avg + exp_avg_sq, split in two
     assert abs(r0["held"] - r1["held"]) <= 2 * len(r0["steps"])
