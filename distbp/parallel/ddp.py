@@ -7,7 +7,8 @@
     optimizer.step()
 
 With shard_optimizer=True the buckets are reduce-scattered for a ZeroRedundancyOptimizer (zero.py),
-which updates one shard of the parameters per rank and all-gathers them.
+which updates one shard of the parameters per rank and all-gathers them; use it only with one (a
+plain optimizer would see each rank's partial sums outside its shard).
 
 At construction every rank checks that all ranks built the same model (names, shapes, dtypes), and
 parameters and buffers are broadcast from rank 0. With more than one worker, batch-norm layers get
