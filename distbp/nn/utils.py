@@ -26,11 +26,17 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients "
                            f"is {total}; set error_if_nonfinite=False to clip anyway")
-    coef = min(max_norm / (total + 1e-6), 1.0)
+    coef = clip_coefficient(total, max_norm)
     if coef < 1.0:  # torch multiplies by the clamped coefficient; 1.0 is a no-op
         for g in grads:
             g *= coef
     return total
+
+
+def clip_coefficient(total_norm, max_norm):
+    """What clip_grad_norm_ multiplies the gradients by (torch's formula): for trainers that know
+    the global norm without holding every gradient (sharded optimizer, parameter servers)."""
+    return min(max_norm / (total_norm + 1e-6), 1.0)
 
 
 def clip_grad_value_(parameters, clip_value):

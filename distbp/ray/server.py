@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from distbp.nn.utils import clip_coefficient
 from distbp.train.allocator import keep_heap
 from distbp.train.optim import build_optimizer, build_scheduler
 
@@ -188,7 +189,7 @@ class ParameterServer:
         if not self.clip:
             return 1.0
         norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
-        return min(self.clip / (norm + 1e-6), 1.0)
+        return clip_coefficient(norm, self.clip)
 
     def _step(self, grad):
         for j, p in enumerate(self.params):

@@ -21,6 +21,7 @@ import numpy as np
 
 import distbp
 from distbp.data import ensure_prepared
+from distbp.nn.utils import clip_coefficient
 from distbp.parallel.ddp import broadcast_state
 from distbp.ray.comm import RayCommunicator
 from distbp.ray.shards import join_state, pieces, shard_ranges, split_state
@@ -147,7 +148,7 @@ class RayTrainer(Trainer):
                      f"({self.skipped_steps} so far)")
             return norm, None
         if t["clip_grad_norm"]:
-            return norm, min(t["clip_grad_norm"] / (norm + 1e-6), 1.0)
+            return norm, clip_coefficient(norm, t["clip_grad_norm"])
         return norm, 1.0
 
     def _names(self):

@@ -163,7 +163,7 @@ class Trainer:
             return float("nan")
         clip = self.cfg["train"]["clip_grad_norm"]
         if clip and self.sharded:   # torch's coefficient, from the global norm of the shards
-            coef = min(clip / (grad_norm + 1e-6), 1.0)
+            coef = nn.utils.clip_coefficient(grad_norm, clip)
             if coef < 1.0:
                 for g in self.optimizer.shard_grads():
                     g *= coef
