@@ -2,7 +2,8 @@
 
     mpiexec -n 4 python -m tests.comm.mpi_worker
 
-Each rank prints one line `OK {json summary}` (and `TIMEOUT-OK`), or `FAIL ...` and exits 1.
+Each rank prints one line `OK {json summary}` (and `TIMEOUT-OK`), or `FAIL ...` and exits 1; its
+last line, `BYE rank`, says it got through everything and is only exiting.
 Runs the body with the ring and with algorithm="native", then debug-mode mismatch detection, then
 (last, since it leaves MPI requests cancelled) the timeout of a silent peer, then exits without
 MPI_Finalize so the cancelled exchange cannot hang shutdown.
@@ -68,14 +69,15 @@ def finish(comm):
     """The timeout check, then every rank leaves together: hydra kills the ranks still running as
     soon as one exits without MPI_Finalize, so a rank that lingered (sleeping, say) would die by
     SIGKILL and fail the job. A barrier on COMM_WORLD (not the communicator whose exchange was
-    cancelled) lines the exits up."""
-    if comm.size == 1:
-        return
-    ok = check_timeout(comm)
-    if comm.rank != comm.size - 1:
-        say(f"TIMEOUT-OK {comm.rank} {ok}")
-    from mpi4py import MPI
-    MPI.COMM_WORLD.Barrier()
+    cancelled) lines the exits up; a rank descheduled between the barrier and its exit can still be
+    killed (4 ranks on 2 cores: about 1 run in 10-30), which is why every rank says BYE first."""
+    if comm.size > 1:
+        ok = check_timeout(comm)
+        if comm.rank != comm.size - 1:
+            say(f"TIMEOUT-OK {comm.rank} {ok}")
+        from mpi4py import MPI
+        MPI.COMM_WORLD.Barrier()
+    say(f"BYE {comm.rank}")
 
 
 if __name__ == "__main__":

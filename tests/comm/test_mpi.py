@@ -36,7 +36,11 @@ def test_body_under_mpiexec(n, transport):
     proc = subprocess.run([exe, "-n", str(n), sys.executable, "-m", "tests.comm.mpi_worker"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    byes = sorted(int(line[4:]) for line in proc.stdout.splitlines() if line.startswith("BYE "))
+    assert byes == list(range(n)), out                  # every rank finished every check
+    # ... and the job ended cleanly, or hydra SIGKILLed a rank that had said BYE and was only exiting
+    # (it kills the others as soon as one exits without MPI_Finalize; see mpi_worker.finish)
+    assert proc.returncode == 0 or (proc.returncode == 9 and "Killed (signal 9)" in out), out
     summaries = [json.loads(line[3:]) for line in proc.stdout.splitlines() if line.startswith("OK ")]
     assert sorted(s["rank"] for s in summaries) == list(range(n)), out
     assert all(s["size"] == n and s["backend"] == "mpi" for s in summaries)
