@@ -16,14 +16,15 @@ import threading
 
 import numpy as np
 
-from distbp.comm import ring
+from distbp.comm import ring, symmetric
 
 # op name -> numpy ufunc applied as ufunc(acc, incoming, out=acc). "mean" is sum then divide.
 OPS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
 # Fixed codes for the debug header (the same on every rank, whatever numpy's dtype.num says).
 DTYPES = ["float32", "float64", "int32", "int64", "float16", "int8", "int16", "uint8", "uint16",
           "uint32", "uint64", "bool", "complex64", "complex128"]
-OPCODES = ["allreduce", "broadcast", "allgather", "barrier", "reduce_scatter", "allgather_into"]
+OPCODES = ["allreduce", "broadcast", "allgather", "barrier", "reduce_scatter", "allgather_into",
+           "empty"]
 REDUCE_CODES = ["", "sum", "max", "min", "mean"]
 
 
@@ -150,6 +151,18 @@ class Communicator:
     def barrier(self):
         self._call(self._barrier_checked, ())
 
+    def empty(self, shape, dtype=np.float32):
+        """A new zero-filled array in symmetric memory (torch's symm_mem.empty). Collective: every
+        rank calls it in the same order with the same shape and dtype. On one node (local, and mpi
+        over shared memory) every rank can read every rank's copy, so all-reduces, reduce-scatters
+        and all-gathers of it above small_bytes (of the array, or of the same view of it on every
+        rank) read the peers' copies directly: one pass over memory per byte where a private array
+        takes two (symmetric.py). Elsewhere it is a plain numpy array. Freed with its last view."""
+        heap = getattr(self.transport, "heap", None)
+        if heap is None or self.size == 1:
+            return np.zeros(shape, dtype)
+        return self._call(self._empty_checked, (heap, shape, dtype))
+
     def broadcast_object(self, obj, root=0):
         """Rank `root`'s JSON-able object on every rank (encoded as JSON bytes, never pickled)."""
         self._check_root(root, "broadcast_object")
@@ -273,6 +286,10 @@ class Communicator:
         self._allgather(flat, out)
         return out.reshape((self.size,) + np.shape(array))
 
+    def _empty_checked(self, heap, shape, dtype):
+        self._header("empty", np.empty(0, dtype), 0)
+        return heap.empty(shape, dtype)
+
     def _barrier_checked(self):
         self._header("barrier", np.empty(0, np.uint8), 0)
         self._allgather(np.zeros(1, np.uint8), np.empty((self.size, 1), np.uint8))
@@ -285,7 +302,7 @@ class Communicator:
         """Debug mode: every rank gathers every rank's (op, dtype, count, seq, extra) and compares."""
         self._seq += 1
         if self.transport is not None:
-            self.transport.begin(op, self._seq)
+            self.transport.begin(op, self._seq, flat)
         if not self.debug or self.size == 1:
             return
         dt = DTYPES.index(flat.dtype.name) if flat.dtype.name in DTYPES else -1
@@ -299,15 +316,26 @@ class Communicator:
                                 rank=r, op=op)
 
     # ---- backend hooks: the ring over self.transport by default ----
+    # An array in symmetric memory (begin() found it: transport.direct holds every rank's view) is
+    # read where it lies; any other array goes around the ring.
     def _allreduce(self, flat, op):
+        views = getattr(self.transport, "direct", None)
+        if views is not None:
+            return symmetric.allreduce(self.transport, views, OPS[op])
         ring.allreduce(self.transport, flat, OPS[op])
 
     def _reduce_scatter(self, flat, op):
         if self.transport is None:      # a backend without a ring: reduce all, keep my shard
             return self._allreduce(flat, op)
+        views = getattr(self.transport, "direct", None)
+        if views is not None:
+            return symmetric.reduce_scatter(self.transport, views, OPS[op])
         ring.reduce_scatter(self.transport, flat, OPS[op])
 
     def _allgather_into(self, flat):
+        views = getattr(self.transport, "direct", None)
+        if views is not None:
+            return symmetric.allgather_chunks(self.transport, views)
         if self.transport is None:      # through _allgather, every shard padded to the longest
             b = ring.chunk_bounds(flat.size, self.size)
             longest = max(b[q + 1] - b[q] for q in range(self.size))

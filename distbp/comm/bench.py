@@ -4,6 +4,7 @@
     mpiexec -n 4 distbp bench allreduce                    # MPI ring (mpi is the default under mpiexec)
     mpiexec -n 4 distbp bench allreduce --transport mpi    # the ring's steps as MPI messages
     distbp bench allreduce --sizes 4K,1M,40M --iters 20 --dtype float64
+    distbp bench allreduce --buffer symmetric              # reduce comm.empty() arrays (one node)
 
 Prints, per size: median time of a warmed-up call (the slowest rank's time for each call), algorithm
 bandwidth (bytes / time) and bus bandwidth (bytes * 2(N-1)/N / time, comparable across N as in
@@ -57,9 +58,10 @@ def time_calls(comm, fn, iters, warmup=3):
     return float(np.median(comm.allgather(times).max(0)))
 
 
-def run_rank(comm, sizes, iters, dtype, peers, ours=True):
+def run_rank(comm, sizes, iters, dtype, peers, ours=True, buffer="numpy"):
     """Every rank runs this; returns {"distbp" and each peer: [seconds per size]}. `comm` also
-    provides the barriers and the gather of timings."""
+    provides the barriers and the gather of timings. buffer: what distbp reduces, a plain numpy
+    array or one from comm.empty (symmetric memory); the peers always get a plain numpy array."""
     out = {name: [] for name in ["distbp", *peers]}
     native = gloo = None
     if "mpi" in peers:
@@ -68,10 +70,13 @@ def run_rank(comm, sizes, iters, dtype, peers, ours=True):
     if "gloo" in peers:
         gloo = _gloo_group(comm)
     for nbytes in sizes:
-        x = np.zeros(max(1, nbytes // np.dtype(dtype).itemsize), dtype)
+        count = max(1, nbytes // np.dtype(dtype).itemsize)
+        x = np.zeros(count, dtype)
         k = iterations(nbytes, iters)
         if ours:
-            out["distbp"].append(time_calls(comm, lambda: comm.allreduce(x), k))
+            mine = comm.empty(count, dtype) if buffer == "symmetric" else x
+            out["distbp"].append(time_calls(comm, lambda: comm.allreduce(mine), k))
+            del mine
         if native is not None:
             out["mpi"].append(time_calls(comm, lambda: native.allreduce(x), k))
         if gloo is not None:
@@ -103,10 +108,10 @@ def _gloo_group(comm):
     return torch
 
 
-def _local_worker(sizes, iters, dtype, peers):
+def _local_worker(sizes, iters, dtype, peers, buffer):
     import distbp.comm
     comm = distbp.comm.init("local")
-    return run_rank(comm, sizes, iters, dtype, peers)
+    return run_rank(comm, sizes, iters, dtype, peers, buffer=buffer)
 
 
 def _mpiexec():
@@ -130,13 +135,13 @@ def _mpi_peer_subprocess(workers, args):
     return json.loads(lines[-1])["mpi"]
 
 
-def table(results, sizes, n, backend, dtype):
+def table(results, sizes, n, backend, dtype, buffer="numpy"):
     bus = 2 * (n - 1) / n if n > 1 else 1.0
     peers = [p for p in ("mpi", "gloo") if results.get(p)]
     head = f"{'size':>9} {'time(us)':>10} {'algbw GB/s':>11} {'busbw GB/s':>11}"
     for p in peers:
         head += f" | {p + ' busbw':>11} {'ratio':>6}"
-    lines = [f"distbp bench allreduce: backend={backend} N={n} dtype={dtype} "
+    lines = [f"distbp bench allreduce: backend={backend} N={n} dtype={dtype} buffer={buffer} "
              f"(median over calls of the slowest rank, warmed up; ratio = distbp busbw / peer busbw)",
              head]
     for i, nbytes in enumerate(sizes):
@@ -169,6 +174,10 @@ def main(argv):
     p.add_argument("--sizes", default=SIZES, help=f"bytes per rank, comma-separated (default {SIZES})")
     p.add_argument("--iters", type=int, default=0, help="timed calls per size (default: by size)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64", "int32", "int64"])
+    p.add_argument("--buffer", choices=["numpy", "symmetric"], default="numpy",
+                   help="what distbp reduces: a plain numpy array (default), or comm.empty() "
+                        "symmetric memory, read by the peers where it lies on one node (the "
+                        "peers always reduce a plain numpy array)")
     p.add_argument("--no-peers", action="store_true", help="time distbp only")
     p.add_argument("--only-mpi", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the raw timings as JSON")
@@ -180,10 +189,14 @@ def main(argv):
         raise UsageError("--transport applies to the mpi backend only (run under mpiexec)")
     if backend == "mpi":
         comm = world.init("mpi", **({"transport": args.transport} if args.transport else {}))
+        if args.buffer == "symmetric" and comm.size > 1 and getattr(comm.transport, "heap", None) is None:
+            comm.close()
+            raise UsageError(f"--buffer symmetric needs the ranks to share memory (one node, the shm "
+                             f"transport); this run uses the {comm.transport_name} transport")
         if args.only_mpi:
             res = run_rank(comm, sizes, args.iters, args.dtype, ["mpi"], ours=False)
         else:
-            res = run_rank(comm, sizes, args.iters, args.dtype, peers)
+            res = run_rank(comm, sizes, args.iters, args.dtype, peers, buffer=args.buffer)
         n, rank = comm.size, comm.rank
         comm.close()
     else:
@@ -191,7 +204,7 @@ def main(argv):
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
         from distbp.comm import spawn
         local_peers = [q for q in peers if q != "mpi"]
-        res = spawn(_local_worker, args.workers, args=(sizes, args.iters, args.dtype, local_peers),
+        res = spawn(_local_worker, args.workers, args=(sizes, args.iters, args.dtype, local_peers, args.buffer),
                     timeout=120)[0]
         if "mpi" in peers:
             res["mpi"] = _mpi_peer_subprocess(args.workers, args)
@@ -199,11 +212,11 @@ def main(argv):
     if rank == 0:
         if args.json:
             transport = comm.transport_name if backend == "mpi" else "shm"
-            print(json.dumps({"backend": backend, "transport": transport, "n": n, "sizes": sizes,
-                              **res}))
+            print(json.dumps({"backend": backend, "transport": transport, "buffer": args.buffer,
+                              "n": n, "sizes": sizes, **res}))
         else:
             label = f"mpi ({comm.transport_name} transport)" if backend == "mpi" else backend
-            print(table(res, sizes, n, label, args.dtype), flush=True)
+            print(table(res, sizes, n, label, args.dtype, args.buffer), flush=True)
     return 0
 
 

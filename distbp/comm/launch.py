@@ -13,6 +13,7 @@ each worker still running `timeout` seconds after the first failure is killed; t
 unlinked; spawn raises CommError naming the failed rank, with that rank's traceback. Ctrl-C is
 forwarded to the workers as SIGINT.
 """
+import glob
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -90,6 +91,13 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         for path in bells:
             os.unlink(path)
             resource_tracker.unregister(_tracker_name(path), "shared_memory")
+        # Symmetric allocations are unlinked once every rank has mapped them; a world that died
+        # in the middle of one leaves its file behind.
+        for path in glob.glob(f"/dev/shm/{glob.escape(shm.name)}.sym*"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def _tracker_name(path):

@@ -5,8 +5,10 @@ The launcher (launch.spawn) creates the segment and tells each worker where it i
 
     header   int64 words: [0] magic, [1] size, [2] failed rank + 1 (0: none), [3] exit code or
              -signal, [4] failure kind (1 raised, 2 exited), [64 + r] collectives entered by rank r,
-             [64 + size + r] 1 while rank r is blocked on a mailbox, [64 + 2 size + r] the write seq
-             of its inbox it waits for, [64 + 3 size + r] the read seq of its outbox it waits for
+             [64 + size + r] 1 while rank r is blocked on a mailbox or a sync, [64 + 2 size + r] the
+             write seq of its inbox it waits for, [64 + 3 size + r] the read seq of its outbox it
+             waits for, [64 + 4 size + r] syncs rank r has reached, [64 + 5 size + 3 r ...] the
+             (allocation, offset, bytes) its current collective works on (symmetric.py; 0: private)
     channel r  (rank r's outbox, read only by rank r+1): ctrl words [0] write seq (written by r),
              [8] read seq (written by r+1), then `nslots` slots of (64-byte header, slot_bytes payload)
     mailboxes  size * tags of them, for the small-message exchanges of ring.allreduce_small:
@@ -40,6 +42,7 @@ import numpy as np
 
 from distbp.comm.base import CommError, Communicator
 from distbp.comm.cpus import usable_cpus
+from distbp.comm.symmetric import SymmetricHeap
 from distbp.errors import UsageError
 
 MAGIC = 0x64697374627021
@@ -99,6 +102,7 @@ SPIN_MS = 20.0
 ENV_SPIN_MS = "DISTBP_COMM_SPIN_MS"
 BLOCK_MS = 20  # poll() timeout: failures, the deadline and the launcher are checked this often
 MAILBOX_HEADER = 64
+DIRECT_OPS = ("allreduce", "reduce_scatter", "allgather_into")  # what symmetric.py runs
 
 
 def _round(n, to=4096):
@@ -107,7 +111,7 @@ def _round(n, to=4096):
 
 def layout(size, slot_bytes, nslots, small_bytes=DEFAULT_SMALL_BYTES):
     """(header bytes, channel bytes, mailbox bytes, total bytes) of a world."""
-    header = _round((HEADER_WORDS + 4 * size) * 8)
+    header = _round((HEADER_WORDS + 8 * size) * 8)
     channel = _round(CTRL_BYTES + nslots * (SLOT_HEADER + slot_bytes))
     mailbox = MAILBOX_HEADER + 2 * _round(small_bytes, 64)
     return header, channel, mailbox, header + size * channel + size * ntags(size) * mailbox
@@ -159,6 +163,11 @@ class ShmTransport:
         self._gen = {}  # (dst, tag) -> generations sent to dst with tag; (rank, tag): received
         self._waiting = HEADER_WORDS + size  # + r: rank r's waiting word (mailboxes)
         self._want_data, self._want_space = HEADER_WORDS + 2 * size, HEADER_WORDS + 3 * size
+        self._synced, self._desc = HEADER_WORDS + 4 * size, HEADER_WORDS + 5 * size
+        self._syncs = 0
+        # Symmetric memory needs names for its files; a segment made by hand (no name) has none.
+        self.heap = SymmetricHeap(self, name) if name is not None else None
+        self.direct = None  # every rank's view of the current collective's symmetric array, if any
         self._rang = [0, 0]  # the targets of the right (data) and left (space) neighbours I last rang
         self._ppid = os.getppid()
         self._name = name
@@ -196,9 +205,68 @@ class ShmTransport:
             except BlockingIOError:  # the FIFO is full of unread wake-ups: it will wake anyway
                 pass
 
-    def begin(self, op, seq):
-        self.op = op
-        self.header[HEADER_WORDS + self.rank] = seq
+    def begin(self, op, seq, flat=None):
+        """Collective number `seq` starts. A large all-reduce, reduce-scatter or all-gather of an
+        array in symmetric memory reads the peers' copies directly (self.direct: their views)."""
+        self.op, self.direct = op, None
+        found = None
+        if (flat is not None and op in DIRECT_OPS and self.heap is not None and self.size > 1
+                and flat.nbytes > self.small_bytes):
+            found = self.heap.lookup(flat)
+        if found is not None:
+            desc, self.direct = found
+        else:
+            desc = (0, 0, 0 if flat is None else flat.nbytes)
+        self.declare(*desc)
+        self.header[HEADER_WORDS + self.rank] = seq  # after the descriptor: a peer that sees seq sees it
+
+    def declare(self, alloc, offset, nbytes):
+        w = self._desc + 3 * self.rank
+        self.header[w], self.header[w + 1], self.header[w + 2] = alloc, offset, nbytes
+
+    def _described(self, rank):
+        w = self._desc + 3 * rank
+        return tuple(self.header[w:w + 3])
+
+    def sync(self, check=False):
+        """Barrier over the header's sync words (symmetric.py). check: every rank must have declared
+        the same (allocation, offset, bytes); a peer that did not gets a CommError naming it."""
+        self._syncs += 1
+        g, h, word = self._syncs, self.header, self._synced
+        h[word + self.rank] = g
+        for q in range(self.size):
+            if q != self.rank:
+                self._ring(q)
+        idle = 0
+        while True:
+            behind = next((q for q in range(self.size) if h[word + q] < g), None)
+            if behind is None:
+                break
+            idle += 1
+            if idle > self.spin:
+                if check:
+                    self._check_described(behind, early=True)
+                self._block(idle, lambda: all(h[word + q] >= g for q in range(self.size)), behind)
+        if check:
+            for q in range(self.size):
+                self._check_described(q)
+
+    def _check_described(self, q, early=False):
+        mine, theirs = self._described(self.rank), self._described(q)
+        if early:  # q is in this very collective (its descriptor is written before its seq) ...
+            same = self.header[HEADER_WORDS + q] == self.header[HEADER_WORDS + self.rank]
+            if not (same and mine[0] > 0 and theirs[0] == 0):  # ... but took the ring
+                return
+        if theirs != mine and mine[0] < 0:
+            raise CommError(f"comm.empty: rank {q} asked for {theirs[2]} bytes but rank {self.rank} "
+                            f"for {mine[2]} (every rank allocates the same shape and dtype)",
+                            rank=q, op=self.op)
+        if theirs != mine:
+            what = lambda d: (f"a {d[2]}-byte private array" if d[0] == 0 else
+                              f"{d[2]} bytes at offset {d[1]} of symmetric allocation {abs(d[0])}")
+            raise CommError(f"{self.op}: rank {q} passed {what(theirs)} but rank {self.rank} passed "
+                            f"{what(mine)} (with comm.empty() arrays every rank must pass the same "
+                            f"view of the same allocation)", rank=q, op=self.op)
 
     # ---- the three transport calls used by ring.py ----
     def sendrecv(self, send, recv, op=None):
@@ -377,6 +445,9 @@ class ShmTransport:
                         f"set DISTBP_COMM_DEBUG=1 for a per-call check)", rank=peer, op=self.op)
 
     def close(self):
+        if self.heap is not None:
+            self.heap.close()
+        self.direct = None
         for fd in self._bells.values():
             os.close(fd)
         self._bells = {}

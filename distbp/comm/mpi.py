@@ -52,7 +52,7 @@ class MPITransport:
         self._small = np.empty(small_bytes, np.uint8)
         self._scratch = np.empty(0, np.uint8)
 
-    def begin(self, op, seq):
+    def begin(self, op, seq, flat=None):
         self.op = op
 
     def sendrecv(self, send, recv, op=None):

@@ -168,6 +168,57 @@ def check_reduce_scatter_allgather_into(comm):
     return k + 1
 
 
+def direct(comm, nbytes):
+    """Whether an array of nbytes in symmetric memory takes the direct path on this backend."""
+    heap = getattr(comm.transport, "heap", None)
+    return heap is not None and comm.size > 1 and nbytes > small_bytes(comm)
+
+
+def check_symmetric(comm):
+    """Arrays from comm.empty (symmetric memory): where the ranks share memory, large ones are read
+    from the peers' copies directly (symmetric.py) instead of going around the ring. Exact results
+    for every dtype and op at sizes on both sides of the switch, views at the same offset, the
+    reduce-scatter and all-gather halves, async calls mixed with private arrays, identical bits."""
+    k = 0
+    for n in sorted({1003, 300_001} | set(threshold_lengths(comm, np.float32))):
+        for dtype in DTYPES:
+            for op in list(OPS) + (["mean"] if np.dtype(dtype).kind == "f" else []):
+                x = comm.empty(n, dtype)
+                assert x.shape == (n,) and x.dtype == dtype and not x.any()
+                x[:] = rank_data(comm.rank, n, dtype, salt=len(op) + 3)
+                assert comm.allreduce(x, op=op) is x
+                took = getattr(comm.transport, "direct", None) is not None
+                assert took == direct(comm, x.nbytes), (n, dtype, "direct path taken" if took else "ring")
+                assert np.array_equal(x, expected(comm.size, n, dtype, op, salt=len(op) + 3)), (n, dtype, op)
+                k += 1
+    big = comm.empty((3, 200_001), np.float64)      # a view of it, the same on every rank
+    view = big[1]
+    view[:] = rank_data(comm.rank, view.size, np.float64, salt=9)
+    comm.allreduce(view, op="max")
+    assert np.array_equal(view, expected(comm.size, view.size, np.float64, "max", salt=9))
+    assert not big[0].any() and not big[2].any(), "an all-reduce of a view wrote outside it"
+    n = 400_003
+    lo, hi = comm.shard_bounds(n)
+    g = comm.empty(n, np.float32)
+    g[:] = rank_data(comm.rank, n, np.float32, salt=11)
+    want = expected(comm.size, n, np.float32, "sum", salt=11)
+    assert np.array_equal(comm.reduce_scatter(g), want[lo:hi])
+    g[:lo], g[hi:] = -1, -1
+    assert comm.allgather_into(g) is g and np.array_equal(g, want)
+    a, b = comm.empty(500_000, np.float32), np.full(500_000, comm.rank, np.float32)
+    a[:] = comm.rank
+    works = [comm.allreduce_async(a), comm.allreduce_async(b, op="max"), comm.reduce_scatter_async(a)]
+    [w.wait() for w in works]
+    total, (lo, hi) = sum(range(comm.size)), comm.shard_bounds(a.size)
+    assert (b == comm.size - 1).all() and (a[lo:hi] == comm.size * total).all()
+    s = comm.empty(300_007, np.float32)
+    s[:] = np.random.default_rng(comm.rank).standard_normal(s.size)
+    comm.allreduce(s)
+    rows = comm.allgather(s.view(np.uint32))
+    assert all(np.array_equal(rows[0], rows[q]) for q in range(comm.size)), "ranks differ in bits"
+    return k + 5
+
+
 def check_broadcast_allgather(comm):
     k = 0
     for root in range(comm.size):
@@ -197,7 +248,7 @@ def check_objects(comm):
 
 
 CHECKS = [check_allreduce, check_allreduce_around_switch, check_identical_bits, check_repeated, check_async,
-          check_reduce_scatter_allgather_into, check_broadcast_allgather, check_objects]
+          check_reduce_scatter_allgather_into, check_symmetric, check_broadcast_allgather, check_objects]
 
 
 def run_all(comm):

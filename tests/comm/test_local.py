@@ -187,3 +187,35 @@ def test_bad_arguments():
         distbp.comm.init("local")
     with pytest.raises(ValueError, match="nprocs"):
         spawn(workers.return_rank, 0)
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("offset", "allreduce: rank 1 passed 2400000 bytes at offset 4 of symmetric allocation 1 but rank 0 "
+               "passed 2400000 bytes at offset 0"),
+    ("size", "comm.empty: rank 1 asked for 2400004 bytes but rank 0 for 2400000"),
+    ("private", "allreduce: rank 1 passed a 2400000-byte private array but rank 0 passed 2400000 bytes "
+                "at offset 0")])
+def test_symmetric_memory_mismatch_is_named_not_a_hang(kind, needle):
+    """Ranks that pass different views of symmetric memory (or a private array where the others
+    pass a symmetric one) would read the wrong bytes of each other: rank 0 names rank 1 at once."""
+    with _either() as outcome:
+        outcome.value = spawn(workers.symmetric_mismatch, 2, args=(kind,), timeout=10)
+    if outcome.value:
+        first = outcome.value[0]
+        assert first["rank"] == 1 and first["seconds"] < 5, first
+        msg = first["error"]
+    else:   # rank 0 raised; rank 1, on the ring, was stopped by the launcher
+        msg = str(outcome.error)
+    assert needle in msg, msg
+
+
+def test_dead_peer_named_in_a_symmetric_allreduce():
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.die_in_symmetric_allreduce, 3, args=(2,), timeout=10)
+    assert time.monotonic() - t0 < 10 and info.value.rank == 2, str(info.value)
+    assert "exited with code 3" in str(info.value) and "allreduce" in str(info.value).splitlines()[0]
+
+
+def test_symmetric_memory_lives_as_long_as_its_views():
+    assert spawn(workers.symmetric_lifetime, 2) == [(1, 0), (1, 0)]

@@ -97,3 +97,45 @@ def sleeps_while_waiting(delay, times):
 def _voluntary_switches():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
+
+
+def symmetric_mismatch(kind):
+    """Rank 1 passes something else than rank 0 to a large collective on comm.empty() memory (or
+    asks comm.empty for another size); returns the CommError each rank saw, fast or not."""
+    comm = distbp.comm.init("local")
+    n = 600_000  # 2.4 MB: above the small-message switch
+    t0 = time.monotonic()
+    try:
+        if kind == "size":
+            comm.empty(n + comm.rank, np.float32)
+        else:
+            a = comm.empty(2 * n, np.float32)
+            if kind == "offset":
+                x = a[comm.rank:comm.rank + n]
+            else:  # "private": rank 1 passes a plain numpy array
+                x = a[:n] if comm.rank == 0 else np.ones(n, np.float32)
+            comm.allreduce(x)
+    except distbp.comm.CommError as e:
+        return {"error": str(e), "rank": e.rank, "seconds": time.monotonic() - t0}
+    return {"error": None}
+
+
+def die_in_symmetric_allreduce(victim):
+    """Rank `victim` exits instead of joining an all-reduce of symmetric memory."""
+    comm = distbp.comm.init("local")
+    x = comm.empty(1_000_000, np.float32)
+    if comm.rank == victim:
+        os._exit(3)
+    comm.allreduce(x)
+
+
+def symmetric_lifetime():
+    """comm.empty allocations live as long as the caller's views of them."""
+    comm = distbp.comm.init("local")
+    heap = comm.transport.heap
+    a = comm.empty(1000, np.float32)
+    view = a[10:]
+    del a
+    alive = len(heap._live)
+    del view
+    return alive, len(heap._live)
