@@ -9,7 +9,9 @@ It only runs the user-facing command, which also works on a cluster:
     mpiexec -n N distbp bench allreduce                    (ring over shared memory: one node)
     mpiexec -n N distbp bench allreduce --transport mpi    (ring over MPI messages)
 
-each of which times MPI_Allreduce (in place) and gloo in the same run. A repetition runs every
+each of which times MPI_Allreduce (in place) and gloo in the same run. The configurations marked
+"symmetric buffer" (--buffer symmetric) reduce a comm.empty() array, which the ranks read from each
+other directly; the others, and the peers always, a plain numpy array. A repetition runs every
 configuration once; the machine drifts by up to 1.5x between whole runs, so the tables give the
 median over repetitions with every repetition's ratio to MPI_Allreduce listed.
 Results measured on the project's 2-core machine: benchmarks/results/allreduce.md.
@@ -70,11 +72,15 @@ def main():
              "--iters", args.iters, "--json"]
     configs = {}
     for n in args.workers:
-        configs[f"local, N={n}"] = bench + ["--backend", "local", "--workers", str(n)]
+        local = bench + ["--backend", "local", "--workers", str(n)]
+        configs[f"local, N={n}"] = local
+        configs[f"local, symmetric buffer, N={n}"] = local + ["--buffer", "symmetric"]
         if mpiexec:
             for transport in ("shm", "mpi"):
                 configs[f"mpi ({transport} transport), N={n}"] = (
                     [mpiexec, "-n", str(n)] + bench + ["--backend", "mpi", "--transport", transport])
+            configs[f"mpi (shm transport), symmetric buffer, N={n}"] = (
+                configs[f"mpi (shm transport), N={n}"] + ["--buffer", "symmetric"])
     results = {name: [] for name in configs}
     for rep in range(args.reps):
         for name, cmd in configs.items():

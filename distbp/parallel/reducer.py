@@ -12,6 +12,10 @@ The last bucket (the first layers' gradients, ready at the very end of backward)
 `finish()` on the caller's thread: nothing is left to overlap it with, and handing it to the
 communication thread would only add two thread wake-ups (and, with one bucket, the thread itself).
 
+Bucket and parameter buffers come from comm.empty (symmetric memory): on one node, buckets above
+the communicator's small-message size are then read by the peers where they lie instead of being
+copied through the transport (distbp/comm/symmetric.py).
+
 The loss is normalised by the global batch, so the reduction is a plain sum (no division here).
 
 With `shard=True` (for a ZeroRedundancyOptimizer) buckets are reduce-scattered instead: after
@@ -28,11 +32,11 @@ class _Bucket:
     __slots__ = ("index", "params", "buffer", "ranges", "slots", "pending", "handle", "t_launch",
                  "t_ready")
 
-    def __init__(self, index, params, dtype):
+    def __init__(self, index, params, dtype, alloc=np.zeros):
         self.index = index
         self.params = params
         offsets = np.concatenate([[0], np.cumsum([p.data.size for p in params])]).astype(int)
-        self.buffer = np.zeros(int(offsets[-1]), dtype=dtype)
+        self.buffer = alloc(int(offsets[-1]), dtype)  # zero-filled
         self.ranges = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(params))]
         # slots[i]: parameter i's gradient, a view of the buffer shaped like the parameter; made
         # once, since hooks and finish() use them at every step
@@ -46,18 +50,19 @@ class _Bucket:
         return self.buffer.nbytes
 
 
-def make_buckets(params, bucket_bytes):
-    """Group parameters (already in reduction order) into buckets of one dtype, ~bucket_bytes each."""
+def make_buckets(params, bucket_bytes, alloc=np.zeros):
+    """Group parameters (already in reduction order) into buckets of one dtype, ~bucket_bytes each;
+    alloc(count, dtype) makes each bucket's zero-filled buffer."""
     buckets, current, size, dtype = [], [], 0, None
     for p in params:
         if current and (p.data.dtype != dtype or size + p.data.nbytes > bucket_bytes):
-            buckets.append(_Bucket(len(buckets), current, dtype))
+            buckets.append(_Bucket(len(buckets), current, dtype, alloc))
             current, size = [], 0
         current.append(p)
         size += p.data.nbytes
         dtype = p.data.dtype
     if current:
-        buckets.append(_Bucket(len(buckets), current, dtype))
+        buckets.append(_Bucket(len(buckets), current, dtype, alloc))
     return buckets
 
 
@@ -68,7 +73,9 @@ class Reducer:
         self.shard = bool(shard) and comm.size > 1
         params = [p for p in params if p.requires_grad]
         self.params = params
-        self.buckets = make_buckets(list(reversed(params)), max(1, int(bucket_mb * 2**20)))
+        # Buffers in the communicator's symmetric memory: on one node the peers read them in place
+        # (comm.empty; a collective, made in the same order on every rank).
+        self.buckets = make_buckets(list(reversed(params)), max(1, int(bucket_mb * 2**20)), comm.empty)
         self._where = {}  # id(param) -> (bucket, index in bucket)
         for b in self.buckets:
             for i, p in enumerate(b.params):
@@ -158,7 +165,7 @@ class Reducer:
         if self._param_buffers is None:
             self._param_buffers = []
             for b in self.buckets:
-                flat = np.empty_like(b.buffer)
+                flat = self.comm.empty(b.buffer.shape, b.buffer.dtype)
                 for p, r in zip(b.params, b.ranges):
                     view = flat[r].reshape(p.data.shape)
                     view[...] = p.data

@@ -71,20 +71,20 @@ def finish(comm):
     SIGKILL and fail the job. A barrier on COMM_WORLD (not the communicator whose exchange was
     cancelled) lines the exits up; a rank descheduled between the barrier and its exit can still be
     killed (4 ranks on 2 cores: about 1 run in 10-30), which is why every rank says BYE first."""
+    if comm.rank == 0:
+        unlink_mpich_segments()  # before the exits begin: hydra may kill a rank that is not done
     if comm.size > 1:
         ok = check_timeout(comm)
         if comm.rank != comm.size - 1:
             say(f"TIMEOUT-OK {comm.rank} {ok}")
         from mpi4py import MPI
         MPI.COMM_WORLD.Barrier()
-    if comm.rank == 0:
-        unlink_mpich_segments()
     say(f"BYE {comm.rank}")
 
 
 def unlink_mpich_segments():
     """Without MPI_Finalize MPICH leaves its shared-memory segment in /dev/shm (4 MB a run); every
-    rank has it mapped by now, so its name can go."""
+    rank mapped it in MPI_Init, so its name can go."""
     with open("/proc/self/maps") as f:
         paths = {line.split()[-1] for line in f if "/dev/shm/mpich_shm_" in line}
     for path in paths:

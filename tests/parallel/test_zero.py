@@ -44,7 +44,7 @@ def test_sharded_follows_the_unsharded_trajectory_and_checkpoints_interchange(in
         assert max_diff(params(plain), params(resumed)) < 1e-12, name
 
 
-def _zero_worker(seed):
+def _zero_worker(seed, bucket_mb=0.0002):
     """2 ranks: an MLP under DDP with a sharded AdamW, against a plain AdamW on the whole batch."""
     comm = C.init("local", timeout=60)
     rng = np.random.default_rng(seed)
@@ -58,7 +58,7 @@ def _zero_worker(seed):
         return optim.AdamW(ps, lr=0.05, weight_decay=0.1)
 
     model, ref = mlp(), mlp()
-    ddp = DistributedDataParallel(model, comm, bucket_mb=0.0002, shard_optimizer=True)
+    ddp = DistributedDataParallel(model, comm, bucket_mb=bucket_mb, shard_optimizer=True)
     zero = ZeroRedundancyOptimizer(ddp.reducer, make, list(model.parameters()))
     plain = make(list(ref.parameters()))
     mine = slice(4 * comm.rank, 4 * comm.rank + 4)
@@ -92,11 +92,18 @@ def _zero_worker(seed):
                               for p, q in zip(model.parameters(), ref.parameters())),
             "state_diff": state_diff, "held": int(held), "total": 2 * sum(p.data.size for p in ref.parameters()),
             "steps": [full["state"][i]["step"] for i in sorted(full["state"])],
-            "same_shard": same_shard, "unchanged": unchanged, "bits": comm.allgather(bits).tolist()}
+            "same_shard": same_shard, "unchanged": unchanged, "bits": comm.allgather(bits).tolist(),
+            "symmetric": [comm.transport.heap.lookup(b) is not None
+                          for b in [x.buffer for x in ddp.reducer.buckets] + ddp.reducer.parameter_buffers()]}
 
 
-def test_each_rank_holds_half_the_state_and_the_same_parameters():
-    r0, r1 = C.spawn(_zero_worker, 2, args=(4,), timeout=120)
+@pytest.mark.parametrize("direct", [False, True])
+def test_each_rank_holds_half_the_state_and_the_same_parameters(direct):
+    # direct: one bucket, larger than the small-message switch (set to 64 bytes here), so the
+    # gradients and parameters move through symmetric memory (symmetric.py), not the ring
+    small = dict(small_bytes=64) if direct else {}
+    r0, r1 = C.spawn(_zero_worker, 2, args=(4, 0.01 if direct else 0.0002), timeout=120, **small)
+    assert all(r0["symmetric"]) and all(r1["symmetric"])  # the buffers come from comm.empty
     for r in (r0, r1):
         assert r["param_diff"] < 1e-12 and r["state_diff"] < 1e-12
         assert r["steps"] == [3, 3, 3, 3] and r["same_shard"] and r["unchanged"]
