@@ -33,3 +33,4 @@ def runs():
         run.kill_all()
         if run.proc.poll() is None:
             run.proc.wait(10)
+        run.remove_mpich_leftovers()

@@ -62,6 +62,7 @@ class Run:
             cmd = [mpiexec(), *launcher, "-n", str(mpi_ranks), *cmd]
         cmd = [*wrap, *cmd]                       # e.g. ip netns exec HOST
         self.started = time.monotonic()
+        self.mpich_before = set(glob.glob("/dev/shm/mpich_shm_*")) if mpi_ranks else None
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.stdout = self.stderr = ""
@@ -127,6 +128,23 @@ class Run:
             self.stdout, self.stderr = self.proc.communicate()
             return None, self.stderr
         return self.proc.returncode, self.stderr
+
+    def remove_mpich_leftovers(self):
+        """MPICH unlinks its shared-memory segment in MPI_Finalize, which killed and aborted ranks
+        never reach: remove the segments this run created that no process maps any more."""
+        if self.mpich_before is None:
+            return
+        mapped = set()
+        for maps in glob.glob("/proc/[0-9]*/maps"):
+            try:
+                mapped |= {line.split()[-1] for line in open(maps) if "/dev/shm/mpich_shm_" in line}
+            except OSError:
+                pass
+        for path in set(glob.glob("/dev/shm/mpich_shm_*")) - self.mpich_before - mapped:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def kill_all(self):
         """Finalizer: SIGKILL every process of this run (found by marker, so nothing else)."""
