@@ -158,6 +158,12 @@ class Communicator:
         and all-gathers of it above small_bytes (of the array, or of the same view of it on every
         rank) read the peers' copies directly: one pass over memory per byte where a private array
         takes two (symmetric.py). Elsewhere it is a plain numpy array. Freed with its last view."""
+        shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+        if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+            raise ValueError(f"comm.empty needs a shape of non-negative integers, got {shape}")
+        dtype = np.dtype(dtype)
+        if dtype.hasobject:
+            raise ValueError(f"comm.empty needs a numeric dtype, got {dtype}")
         heap = getattr(self.transport, "heap", None)
         if heap is None or self.size == 1:
             return np.zeros(shape, dtype)

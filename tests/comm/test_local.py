@@ -187,6 +187,11 @@ def test_bad_arguments():
         distbp.comm.init("local")
     with pytest.raises(ValueError, match="nprocs"):
         spawn(workers.return_rank, 0)
+    with pytest.raises(ValueError, match=r"non-negative integers, got \(3, -1\)"):
+        comm.empty((3, -1))
+    with pytest.raises(ValueError, match="numeric dtype"):
+        comm.empty(3, object)
+    assert comm.empty((2, 3), np.int64).tolist() == [[0, 0, 0], [0, 0, 0]]
 
 
 @pytest.mark.parametrize("kind,needle", [
