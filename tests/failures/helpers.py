@@ -83,12 +83,16 @@ class Run:
 
     def local_workers(self):
         """Worker pids of a local run in rank order: the processes mapping the run's segment
-        (named distbp_<launcher pid>_...), minus the launcher; the launcher starts them in order."""
+        (named distbp_<launcher pid>_...), minus the launcher and its own children: the workers are
+        the forkserver's children, while a child the launcher forks (the forkserver itself, before
+        its exec) shows the launcher's mappings for a moment. The launcher starts them in order."""
         seg = f"/dev/shm/distbp_{self.proc.pid}_"
         pids = []
         for pid in self.processes():
             try:
-                if pid != self.proc.pid and seg in Path(f"/proc/{pid}/maps").read_text():
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                if (pid != self.proc.pid and int(stat[1]) != self.proc.pid
+                        and seg in Path(f"/proc/{pid}/maps").read_text()):
                     pids.append(pid)
             except OSError:
                 pass
