@@ -49,7 +49,7 @@ class SymmetricHeap:
     def __init__(self, transport, name):
         self.t, self.name = transport, name
         self._count = 0
-        self._live = {}  # allocation id -> (first byte address of my copy, nbytes, stride, whole mapping)
+        self._live = {}  # allocation id -> (address of my copy, nbytes, stride, weakref to the mapping)
 
     def path(self, k):
         return f"/dev/shm/{self.name}.sym{k}"

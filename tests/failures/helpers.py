@@ -90,8 +90,7 @@ class Run:
         pids = []
         for pid in self.processes():
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                if (pid != self.proc.pid and int(stat[1]) != self.proc.pid
+                if (pid != self.proc.pid and int(stat_fields(pid)[1]) != self.proc.pid
                         and seg in Path(f"/proc/{pid}/maps").read_text()):
                     pids.append(pid)
             except OSError:
@@ -161,8 +160,13 @@ class Run:
             self.proc.kill()
 
 
+def stat_fields(pid):
+    """/proc/<pid>/stat after the command name: [0] state, [1] parent pid, ... [19] start time."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def start_time(pid):
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return int(stat_fields(pid)[19])
 
 
 def wait_gone(run, seconds=5.0):
