@@ -70,16 +70,19 @@ def finish(comm):
     soon as one exits without MPI_Finalize, so a rank that lingered (sleeping, say) would die by
     SIGKILL and fail the job. A barrier on COMM_WORLD (not the communicator whose exchange was
     cancelled) lines the exits up; a rank descheduled between the barrier and its exit can still be
-    killed (4 ranks on 2 cores: about 1 run in 10-30), which is why every rank says BYE first."""
+    killed (4 ranks on 2 cores: about 1 run in 10-30, and under load a rank that had left the
+    barrier but not yet written), which is why every rank says BYE *before* the barrier: once any
+    rank is past it, every rank has said BYE, so a kill after that loses nothing."""
     if comm.rank == 0:
         unlink_mpich_segments()  # before the exits begin: hydra may kill a rank that is not done
     if comm.size > 1:
         ok = check_timeout(comm)
         if comm.rank != comm.size - 1:
             say(f"TIMEOUT-OK {comm.rank} {ok}")
+    say(f"BYE {comm.rank}")
+    if comm.size > 1:
         from mpi4py import MPI
         MPI.COMM_WORLD.Barrier()
-    say(f"BYE {comm.rank}")
 
 
 def unlink_mpich_segments():
