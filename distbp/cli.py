@@ -14,7 +14,7 @@ import signal
 import sys
 
 from distbp.errors import JobFailed, TrainingStopped, UsageError
-from distbp.log import cli_logging
+from distbp.logs import cli_logging
 
 # command -> (module, help). The module has main(argv) -> exit code.
 COMMANDS = {

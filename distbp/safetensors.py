@@ -35,7 +35,7 @@ def save(tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)                        # tensors start 8-byte aligned
-    body = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+    body = b"".join(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes(order="C")
                     for a in arrays.values())
     return len(text).to_bytes(8, "little") + text + body
 

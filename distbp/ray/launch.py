@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from distbp.errors import JobFailed, TrainingStopped, UsageError
-from distbp.log import get_logger
+from distbp.logs import get_logger
 
 logger = get_logger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 import distbp
 from distbp.data import ensure_prepared
-from distbp.log import cli_logging
+from distbp.logs import cli_logging
 from distbp.nn.utils import clip_coefficient
 from distbp.parallel.ddp import broadcast_state
 from distbp.ray.comm import RayCommunicator

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distbp.errors import UsageError
-from distbp.log import get_logger, line_logger
+from distbp.logs import get_logger, line_logger
 
 logger = get_logger(__name__)
 

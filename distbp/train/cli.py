@@ -162,7 +162,7 @@ def _local_worker(cfg, out, resume, trace, quiet):
 
 
 def _worker(cfg, out, resume, trace, quiet, comm):
-    from distbp.log import cli_logging
+    from distbp.logs import cli_logging
     from distbp.train.trainer import Trainer
     with cli_logging(comm.rank):        # the library's log records as this command's plain lines
         return Trainer(cfg, out, comm, resume=resume, trace=trace, quiet=quiet).fit()

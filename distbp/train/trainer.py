@@ -30,7 +30,7 @@ from distbp.train import metrics as M
 from distbp.train.optim import build_optimizer, build_scheduler
 from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
-from distbp.log import get_logger, line_logger                      # daily: logging, records, export
+from distbp.logs import get_logger, line_logger                      # daily: logging, records, export
 from distbp.safetensors import save_file as save_safetensors
 from distbp.train.records import Recorder, provenance
 
