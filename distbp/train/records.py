@@ -103,13 +103,15 @@ def git_commit(path=None):
     where = Path(path or Path(__file__).resolve().parents[2])
     if not (where / ".git").exists():
         return None
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
+                              timeout=10)
     try:
-        run = lambda *a: subprocess.run(["git", "-C", str(where), *a], capture_output=True,
-                                        text=True, timeout=10)
-        head = run("rev-parse", "HEAD")
+        head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
