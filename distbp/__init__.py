@@ -11,6 +11,9 @@ from distbp.tensor import (Tensor, abs, arange, argmax, bool_, cat, clamp, exp, 
                            from_numpy, full, int32, int64, log, log_softmax, matmul, maximum, mean,
                            minimum, ones, ones_like, rand, randint, randn, relu, sigmoid, softmax,
                            sqrt, stack, sum, tanh, tensor, where, zeros, zeros_like)
+from distbp._version import version as _version
+
+__version__ = _version()
 
 __all__ = [
     "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled", "cat", "stack",

@@ -4,6 +4,8 @@
     distbp data prepare mnist1d --out data/mnist1d
     distbp bench allreduce --backend local --workers 2
     mpiexec -n 4 distbp bench allreduce
+    distbp config                      # every config key, its default and what it does
+    distbp --version                   # also: python -m distbp ...
 """
 import importlib
 import os
@@ -12,6 +14,7 @@ import signal
 import sys
 
 from distbp.errors import JobFailed, TrainingStopped, UsageError
+from distbp.logs import cli_logging
 
 # command -> (module, help). The module has main(argv) -> exit code.
 COMMANDS = {
@@ -19,9 +22,10 @@ COMMANDS = {
     "data": ("distbp.data.cli", "prepare built-in datasets as Parquet"),
     "bench": ("distbp.comm.bench", "benchmark collectives (distbp bench allreduce)"),
     "plot": ("distbp.train.plot", "plot one or more run directories"),
+    "config": ("distbp.train.config_doc", "print every config key with its default and doc"),
 }
 
-USAGE = "usage: distbp {" + ",".join(COMMANDS) + "} [--debug] ...\n\n" + "\n".join(
+USAGE = "usage: distbp [--version] {" + ",".join(COMMANDS) + "} [--debug] ...\n\n" + "\n".join(
     f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()
 )
 
@@ -33,6 +37,10 @@ def main(argv=None):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from distbp import __version__
+        print(f"distbp {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if debug:
         os.environ["DISTBP_DEBUG"] = "1"        # for code that reports errors itself (MPI ranks)
@@ -44,7 +52,8 @@ def main(argv=None):
         return 2
     try:
         module = importlib.import_module(COMMANDS[command][0])
-        return module.main(rest) or 0
+        with cli_logging():                     # library log records as the command's plain lines
+            return module.main(rest) or 0
     except UsageError as e:
         if debug:
             raise

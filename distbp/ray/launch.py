@@ -16,6 +16,9 @@ import uuid
 from pathlib import Path
 
 from distbp.errors import JobFailed, TrainingStopped, UsageError
+from distbp.logs import get_logger
+
+logger = get_logger(__name__)
 
 NAMESPACE = "distbp"
 # Gradient and parameter buffers up to 4 MB travel inside the actor-call RPC (one copy each way):
@@ -104,8 +107,8 @@ def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
                                        "from the last checkpoint)") from None
                 failures += 1
                 resume = any((Path(out) / "checkpoints").glob("*.json"))
-                print(f"{e}; restart {failures}/{cfg['dist']['max_failures']} from "
-                      f"{'the last checkpoint' if resume else 'the start'}", flush=True)
+                logger.warning(f"{e}; restart {failures}/{cfg['dist']['max_failures']} from "
+                               f"{'the last checkpoint' if resume else 'the start'}")
     finally:
         if started:
             ray.shutdown()

@@ -21,6 +21,7 @@ import numpy as np
 
 import distbp
 from distbp.data import ensure_prepared
+from distbp.logs import cli_logging
 from distbp.nn.utils import clip_coefficient
 from distbp.parallel.ddp import broadcast_state
 from distbp.ray.comm import RayCommunicator
@@ -29,7 +30,7 @@ from distbp.train.trainer import NonFiniteGradient, Trainer
 
 
 class RayTrainer(Trainer):
-    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=print,
+    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=None,
                  quiet=False):
         self.servers = servers
         super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log, quiet=quiet)
@@ -185,8 +186,10 @@ class Worker:
     def fit(self, cfg, out_dir, servers, resume, trace, quiet=False):
         _ensure_data(cfg["data"])
         comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
-        trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet)
-        return trainer.fit()
+        with cli_logging(self.rank):    # log records as the command's lines, forwarded by Ray
+            trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace,
+                                 quiet=quiet)
+            return trainer.fit()
 
 
 def _ensure_data(data_cfg):

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from distbp.errors import UsageError
+from distbp.logs import get_logger, line_logger
+
+logger = get_logger(__name__)
 
 NAME = re.compile(r"^step_(\d{6,})\.json$")
 
@@ -123,8 +126,10 @@ def load_checkpoint(json_path):
     return meta, model, optim
 
 
-def latest_intact(ckpt_dir, log=print):
-    """Newest checkpoint that loads and verifies; says which ones were skipped and why."""
+def latest_intact(ckpt_dir, log=None):
+    """Newest checkpoint that loads and verifies; says which ones were skipped and why (through
+    log(line), by default the distbp.train.checkpoint logger)."""
+    log = log or line_logger(logger)
     candidates = list_checkpoints(ckpt_dir)
     if not candidates:
         raise UsageError(f"--resume: no checkpoint in {ckpt_dir}")

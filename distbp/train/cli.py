@@ -20,7 +20,8 @@ from pathlib import Path
 from distbp.errors import UsageError
 from distbp.train.config import dump_config, load_config
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "model.npz", "checkpoints")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "model.npz", "checkpoints",
+             "model.safetensors", "tensorboard")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,8 +162,10 @@ def _local_worker(cfg, out, resume, trace, quiet):
 
 
 def _worker(cfg, out, resume, trace, quiet, comm):
+    from distbp.logs import cli_logging
     from distbp.train.trainer import Trainer
-    return Trainer(cfg, out, comm, resume=resume, trace=trace, quiet=quiet).fit()
+    with cli_logging(comm.rank):        # the library's log records as this command's plain lines
+        return Trainer(cfg, out, comm, resume=resume, trace=trace, quiet=quiet).fit()
 
 
 def _main_mpi(args, cfg, out):

@@ -54,6 +54,7 @@ DEFAULTS = {
         "nonfinite": "skip",      # skip | stop: what to do when the reduced gradient is not finite
         "threads": 0,             # BLAS threads per worker; 0: usable cores // workers
         "keep_heap": True,        # keep freed arrays in the heap between steps (glibc; allocator.py)
+        "tensorboard": False,     # also write the metrics as TensorBoard events to DIR/tensorboard/
     },
     "optim": {
         "name": "adamw",          # sgd | adam | adamw

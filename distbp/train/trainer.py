@@ -30,6 +30,11 @@ from distbp.train import metrics as M
 from distbp.train.optim import build_optimizer, build_scheduler
 from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
+from distbp.logs import get_logger, line_logger                      # daily: logging, records, export
+from distbp.safetensors import save_file as save_safetensors
+from distbp.train.records import Recorder, provenance
+
+logger = get_logger(__name__)
 
 EVAL_BATCH = 256
 WARMUP_STEPS = 5  # steps left out of samples_per_second (first row-group reads, first allocations)
@@ -51,13 +56,13 @@ def limit_threads(cfg, world_size):
 
 
 class Trainer:
-    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=print, quiet=False):
+    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=None, quiet=False):
         self.cfg, self.comm = cfg, comm
         self.quiet = quiet
         self.out = Path(out_dir)
         self.rank, self.world = comm.rank, comm.size
         self.is_main = self.rank == 0
-        self.log = log if self.is_main else (lambda *a, **k: None)
+        self.log = (log or line_logger(logger)) if self.is_main else (lambda *a, **k: None)
         t = cfg["train"]
         self.dtype = np.dtype(t["dtype"])
         self.threads = limit_threads(cfg, self.world)
@@ -101,6 +106,7 @@ class Trainer:
                                         augment=build_augment(cfg["data"]["augment"]),
                                         start_step=self.start_step)
         self.metrics_file = self.out / "metrics.jsonl"
+        self.recorder = Recorder(self.out, t["tensorboard"], resume) if self.is_main else None  # daily
 
     def _total_steps(self):
         t = self.cfg["train"]
@@ -326,8 +332,7 @@ class Trainer:
     # -- files (rank 0) -----------------------------------------------------------------------------
     def _write_metrics(self, record):
         if self.is_main:
-            with open(self.metrics_file, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self.recorder.write(record)     # daily: + time, elapsed; TensorBoard (records.py)
 
     def model_state(self):
         state = {n: p.data for n, p in self.model.named_parameters()}
@@ -372,11 +377,13 @@ class Trainer:
         for k, v in last_eval.items():
             if k not in ("kind", "step"):
                 summary["test_" + k if k != "loss" else "test_loss"] = v
+        summary["provenance"] = provenance(self.comm, self.cfg["dist"]["backend"])  # daily (collective)
         if self.is_main:
             ckpt.atomic_write(self.out / "summary.json", json.dumps(summary, indent=1).encode())
             buf = io.BytesIO()
             np.savez(buf, **self.model_state())
             ckpt.atomic_write(self.out / "model.npz", buf.getvalue())
+            save_safetensors(self.model_state(), self.out / "model.safetensors")     # daily
         return summary
 
 
