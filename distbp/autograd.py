@@ -90,6 +90,55 @@ class enable_grad(_GradModeContext):
     enabled = True
 
 
+class inference_mode(_GradModeContext):
+    """torch.inference_mode(mode=True): here the same as no_grad; mode=False leaves grad mode as is."""
+    enabled = False
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):  # bare decorator: @inference_mode
+            return super().__new__(cls, mode)
+        self = super().__new__(cls)
+        self._active = bool(mode)
+        return self
+
+    def __enter__(self):
+        self._prev = _mode.enabled
+        if getattr(self, "_active", True):
+            _mode.enabled = False
+
+
+class set_grad_enabled:
+    """set_grad_enabled(mode): sets grad mode at once (a plain call), restores it when used as a
+    context manager or decorator, as torch does."""
+
+    def __init__(self, mode):
+        self._prev = _mode.enabled
+        self.mode = bool(mode)
+        _mode.enabled = self.mode
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+    def __call__(self, func):
+        import functools
+        _mode.enabled = self._prev  # as a decorator the mode applies only during calls
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            prev = _mode.enabled
+            _mode.enabled = mode
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _mode.enabled = prev
+        return wrapper
+
+
 # ---------------------------------------------------------------- helpers for backward rules
 
 def unbroadcast(grad, shape):

@@ -9,6 +9,8 @@ Add a primitive only when composing would be slow or numerically poor.
     movement.py     Reshape Permute Expand GetItem Cat
     linalg.py       MatMul Linear
     nn.py           LogSoftmax Softmax Conv2d MaxPool2d AvgPool2d BatchNorm LayerNorm
+    index.py        SetItem
+    math.py         Sin Cos Cumsum
 """
 
 REGISTRY = {}
@@ -23,3 +25,4 @@ def primitive(cls):
 
 
 from distbp.ops import elementwise, linalg, movement, nn, reduce  # noqa: E402,F401  (fills REGISTRY)
+from distbp.ops import index, math  # noqa: E402,F401
