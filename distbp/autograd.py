@@ -158,8 +158,9 @@ def unbroadcast(grad, shape):
 class Function:
     """Base class of every differentiable op; the instance is the graph node (`ctx`).
 
-    See the module docstring for the protocol. `ctx.parents` holds the positional inputs and
-    `ctx.needs_input_grad` one bool per input; both are dropped when the node is freed.
+    See the module docstring for the protocol. `ctx.parents` holds the positional inputs,
+    `ctx.edges` the graph node of each when the op ran (an in-place op may rebase the tensor
+    later) and `ctx.needs_input_grad` one bool per input; all are dropped when the node is freed.
     """
 
     @staticmethod
@@ -175,16 +176,19 @@ class Function:
         T = _Tensor
         arrays = []
         needs = []
+        edges = []  # each input's graph node *now*: an in-place op may later rebase the tensor
         any_grad = False
         for a in args:
             if isinstance(a, T):
                 arrays.append(a.data)
                 r = a.requires_grad
                 needs.append(r)
+                edges.append(a._ctx)
                 any_grad = any_grad or r
             else:
                 arrays.append(a)
                 needs.append(False)
+                edges.append(None)
         ctx = cls.__new__(cls)
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *arrays, **kwargs)
@@ -196,6 +200,7 @@ class Function:
         t._hooks = None
         if any_grad and _mode.enabled:
             ctx.parents = args
+            ctx.edges = edges
             t.requires_grad = True
             t._ctx = ctx
         else:
@@ -231,10 +236,9 @@ def _topo_order(root):
         parents = getattr(node, "parents", None)
         if parents is None:
             raise RuntimeError(_FREED)
-        for p, need in zip(parents, node.needs_input_grad):
+        for p, need, c in zip(parents, node.needs_input_grad, node.edges):
             if not need:
                 continue
-            c = p._ctx
             if c is None:
                 if p._hooks:
                     pending[id(p)] = pending.get(id(p), 0) + 1
@@ -279,6 +283,7 @@ def backward(root, grad, retain_graph=False):
             if out is not None:
                 out.grad = g.copy() if out.grad is None else out.grad + g
         parents = node.parents
+        edges = node.edges
         needs = node.needs_input_grad
         in_grads = ()
         if g is not None:
@@ -292,7 +297,7 @@ def backward(root, grad, retain_graph=False):
             if not needs[i]:
                 continue
             pg = in_grads[i] if i < len(in_grads) else None
-            c = p._ctx
+            c = edges[i]
             if pg is not None:
                 shape = np.shape(pg)
                 if shape != p.data.shape:

@@ -74,6 +74,12 @@ def _norm_dim(dim):
     return tuple(dim)
 
 
+def _all_if_empty(dim):
+    """amax/amin's dim=() means all dims."""
+    dim = _norm_dim(dim)
+    return None if dim == () else dim
+
+
 class _HookHandle:
     def __init__(self, hooks, key):
         self._hooks, self._key = hooks, key
@@ -634,11 +640,11 @@ class Tensor(TensorOps):
 
     @dim_alias
     def amax(self, dim=(), keepdim=False):
-        return R.Max.apply(self, axis=_norm_dim(dim) or None, keepdims=keepdim)
+        return R.Max.apply(self, axis=_all_if_empty(dim), keepdims=keepdim)
 
     @dim_alias
     def amin(self, dim=(), keepdim=False):
-        return -R.Max.apply(-self, axis=_norm_dim(dim) or None, keepdims=keepdim)
+        return -R.Max.apply(-self, axis=_all_if_empty(dim), keepdims=keepdim)
 
     @dim_alias
     def argmax(self, dim=None, keepdim=False):
