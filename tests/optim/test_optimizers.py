@@ -40,6 +40,12 @@ def assert_same(ours, theirs, tol=1e-10):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=tol, atol=tol)
 
 
+def tol_for(name):
+    """torch keeps ASGD's eta/mu and NAdam's mu_product as float32 scalars whatever the
+    parameters' dtype (distbp: python floats), which shows at ~1e-9 after 10 steps."""
+    return 1e-7 if name in ("ASGD", "NAdam") else 1e-10
+
+
 CASES = [
     ("SGD", dict(lr=0.1)),
     ("SGD", dict(lr=0.1, momentum=0.9)),
@@ -52,6 +58,24 @@ CASES = [
     ("Adam", dict(lr=0.01, amsgrad=True)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.8, centered=True, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, momentum_decay=0.01)),
+    ("RAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Rprop", dict(lr=0.01)),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.1), maximize=True)),
+    ("ASGD", dict(lr=0.01)),
+    ("ASGD", dict(lr=0.01, lambd=0.01, t0=3, weight_decay=0.1)),
 ]
 
 
@@ -61,7 +85,7 @@ def test_matches_torch_after_10_steps(name, kwargs):
     opt = getattr(optim, name)(ours, **kwargs)
     topt = getattr(torch.optim, name)(theirs, **kwargs)
     run(ours, theirs, opt, topt, 10)
-    assert_same(ours, theirs)
+    assert_same(ours, theirs, tol=tol_for(name))
 
 
 def test_param_groups_with_own_hyperparameters():
@@ -119,9 +143,14 @@ def json_round_trip(sd):
     return back
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                         ("Adam", dict(lr=0.01, amsgrad=True)),
-                                         ("AdamW", dict(lr=0.01))])
+ROUND_TRIP = [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("Adam", dict(lr=0.01, amsgrad=True)),
+              ("AdamW", dict(lr=0.01)), ("Adagrad", dict(lr=0.1)), ("Adadelta", dict(lr=0.5)),
+              ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)), ("Adamax", dict(lr=0.01)),
+              ("NAdam", dict(lr=0.01)), ("RAdam", dict(lr=0.01)), ("Rprop", dict(lr=0.01)),
+              ("ASGD", dict(lr=0.01, t0=2))]
+
+
+@pytest.mark.parametrize("name,kwargs", ROUND_TRIP, ids=[n for n, _ in ROUND_TRIP])
 def test_state_dict_round_trip_continues_identically(name, kwargs):
     ours, theirs = make_params()
     opt = getattr(optim, name)(ours, **kwargs)
@@ -140,7 +169,7 @@ def test_state_dict_round_trip_continues_identically(name, kwargs):
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0), 5, start=5)
     for a, b in zip(ours, resumed_params):
         np.testing.assert_array_equal(a.data, b.data)
-    assert_same(ours, theirs)
+    assert_same(ours, theirs, tol=tol_for(name))
 
 
 def test_state_dict_is_a_copy():
