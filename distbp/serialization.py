@@ -24,14 +24,14 @@ _FORMAT = 1
 def _encode(obj, arrays, path):
     from distbp.tensor import Tensor
     if isinstance(obj, Tensor):
-        arrays.append(np.ascontiguousarray(obj.data))
+        arrays.append(np.asarray(obj.data))
         return {"t": "tensor", "ref": len(arrays) - 1, "requires_grad": bool(obj.requires_grad),
                 "parameter": type(obj).__name__ == "Parameter"}
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in "biufc":
             raise TypeError(f"save: {path} is a numpy array of dtype {obj.dtype}; only numeric "
                             "arrays can be saved without pickle")
-        arrays.append(np.ascontiguousarray(obj))
+        arrays.append(np.asarray(obj))
         return {"t": "ndarray", "ref": len(arrays) - 1}
     if isinstance(obj, np.generic):
         obj = obj.item()
@@ -93,13 +93,15 @@ def load(f, map_location=None, *, weights_only=True):
         check_device(map_location)
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
     data = f.read() if hasattr(f, "read") else open(f, "rb").read()
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            if any(n.endswith("data.pkl") for n in zf.namelist()):
+                raise ValueError(f"load: {name} was written by torch.save (pickle); load it with "
+                                 "torch and save its state dict again with distbp.save")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile) as e:
-        if data[:2] == b"PK" and b"data.pkl" in data[:4096]:
-            raise ValueError(f"load: {name} was written by torch.save (pickle); load it with torch "
-                             "and save its state dict again with distbp.save") from None
         raise ValueError(f"load: {name} is not a distbp.save file ({e})") from None
     if _META not in arrays:
         raise ValueError(f"load: {name} is an .npz without distbp's '{_META}' record; "
