@@ -50,10 +50,10 @@ class _GradModeContext:
     """Context manager that is also a decorator (`@distbp.no_grad()` or `@distbp.no_grad`)."""
     enabled = True
 
-    def __new__(cls, func=None):
+    def __new__(cls, orig_func=None):
         self = super().__new__(cls)
-        if func is not None and callable(func):  # bare decorator: @no_grad
-            return self(func)
+        if orig_func is not None and callable(orig_func):  # bare decorator: @no_grad
+            return self(orig_func)
         return self
 
     def __enter__(self):

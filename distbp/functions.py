@@ -31,8 +31,8 @@ def div(input, other, *, rounding_mode=None):
 divide = div
 
 
-def true_divide(dividend, divisor):
-    return _as_tensor(dividend) / divisor
+def true_divide(input, other):
+    return _as_tensor(input) / other
 
 
 def floor_divide(input, other):
@@ -285,7 +285,11 @@ def transpose(input, dim0, dim1):
     return input.transpose(dim0, dim1)
 
 
-swapaxes = swapdims = transpose
+swapdims = transpose
+
+
+def swapaxes(input, axis0, axis1):
+    return input.transpose(axis0, axis1)
 
 
 def t(input):
@@ -371,16 +375,16 @@ def nonzero(input, *, as_tuple=False):
     return input.nonzero(as_tuple=as_tuple)
 
 
-def sort(input, dim=-1, descending=False, stable=False):
+def sort(input, dim=-1, descending=False, *, stable=False):
     return input.sort(dim, descending, stable=stable)
 
 
-def argsort(input, dim=-1, descending=False, stable=False):
+def argsort(input, dim=-1, descending=False, *, stable=False):
     return input.argsort(dim, descending, stable=stable)
 
 
-def topk(input, k, dim=None, largest=True, sorted=True):
-    return input.topk(k, -1 if dim is None else dim, largest, sorted)
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    return input.topk(k, dim, largest, sorted)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
@@ -411,7 +415,7 @@ def is_floating_point(input):
     return input.is_floating_point()
 
 
-def as_tensor(data, dtype=None, device=None):
+def as_tensor(data, *, dtype=None, device=None):
     """Like torch: no copy when `data` already is a Tensor / numpy array of that dtype."""
     from distbp.dtypes import as_dtype, check_device
     check_device(device)

@@ -87,8 +87,9 @@ def save(obj, f):
         np.savez(f, **members)
 
 
-def load(f, map_location=None, *, weights_only=True):
-    """Read what `save` wrote. map_location may be None, 'cpu' or device('cpu')."""
+def load(f, map_location=None, *, weights_only=None):
+    """Read what `save` wrote. map_location may be None, 'cpu' or device('cpu'). Only tensors and
+    plain values can be in the file, so weights_only is always true in effect."""
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
         check_device(map_location)
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")

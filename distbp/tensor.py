@@ -406,8 +406,25 @@ class Tensor(TensorOps):
 
     __hash__ = object.__hash__
 
-    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
-    greater, greater_equal, less, less_equal, not_equal = __gt__, __ge__, __lt__, __le__, __ne__
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
     def equal(self, other):
         return self.shape == other.shape and bool(np.array_equal(self.data, _data(other)))
@@ -578,14 +595,14 @@ class Tensor(TensorOps):
 
     # ---------------------------------------------------------------- reductions
     @dim_alias
-    def sum(self, dim=None, keepdim=False, dtype=None):
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
         x = self if dtype is None else self.to(dtype)
         if x.data.dtype.kind in "bu" or x.data.dtype in (int32, np.int16, np.int8):
             x = x.to(int64)  # torch sums bools and small ints as int64
         return R.Sum.apply(x, axis=_norm_dim(dim), keepdims=keepdim)
 
     @dim_alias
-    def mean(self, dim=None, keepdim=False, dtype=None):
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
         x = self if dtype is None else self.to(dtype)
         if x.data.dtype.kind != "f":
             raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
@@ -727,7 +744,10 @@ class Tensor(TensorOps):
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return M.Permute.apply(self, axes=tuple(axes))
 
-    swapaxes = swapdims = transpose
+    swapdims = transpose
+
+    def swapaxes(self, axis0, axis1):
+        return self.transpose(axis0, axis1)
 
     @property
     def T(self):
@@ -793,7 +813,7 @@ class Tensor(TensorOps):
             tiled += [r, n]
         return x.expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, x.shape[1::2])))
 
-    def contiguous(self, memory_format=None):
+    def contiguous(self, *, memory_format=None):
         return self
 
 
@@ -836,11 +856,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     return Tensor(_default_array(data, None if dtype is None else D.as_dtype(dtype)), requires_grad)
 
 
-def from_numpy(array):
+def from_numpy(ndarray):
     """Wrap a numpy array without copying; the dtype is kept."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor(array)
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(ndarray).__name__}")
+    return Tensor(ndarray)
 
 
 def _shape_args(shape):
@@ -971,7 +991,11 @@ def cat(tensors, dim=0):
     return M.Cat.apply(*tensors, axis=dim)
 
 
-concat = concatenate = cat
+concat = cat
+
+
+def concatenate(tensors, axis=0):
+    return cat(tensors, axis)
 
 
 @dim_alias
@@ -1056,12 +1080,12 @@ def minimum(input, other):
 
 @dim_alias
 def sum(input, dim=None, keepdim=False, *, dtype=None):
-    return input.sum(dim, keepdim, dtype)
+    return input.sum(dim, keepdim, dtype=dtype)
 
 
 @dim_alias
 def mean(input, dim=None, keepdim=False, *, dtype=None):
-    return input.mean(dim, keepdim, dtype)
+    return input.mean(dim, keepdim, dtype=dtype)
 
 
 @dim_alias

@@ -146,9 +146,9 @@ class TensorOps:
     def __itruediv__(self, other):
         return self.div_(other)
 
-    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
         gen = _random.numpy_generator(generator)
-        return self._write(lambda old: _T()(gen.uniform(a, b, self.shape)))
+        return self._write(lambda old: _T()(gen.uniform(from_, to, self.shape)))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         gen = _random.numpy_generator(generator)
@@ -208,7 +208,7 @@ class TensorOps:
         return self[(slice(None),) * (dim % self.ndim) + (index,)]
 
     # ---------------------------------------------------------------- sorting
-    def sort(self, dim=-1, descending=False, stable=False):
+    def sort(self, dim=-1, descending=False, *, stable=False):
         order = self.argsort(dim, descending, stable=stable)
         return _sort_result(self.gather(dim, order), order)
 

@@ -247,3 +247,14 @@ def test_module_level_shape_functions_and_item_tolist():
     assert x.detach().numpy() is x.data and distbp.clone(x).data is not x.data
     with pytest.raises(RuntimeError, match="requires grad"):
         distbp.ones(2, requires_grad=True).numpy()
+
+
+def test_uniform_and_normal_fill_in_place():
+    g = distbp.Generator().manual_seed(0)
+    x = distbp.zeros(1000, dtype=distbp.float64)
+    view = x.data
+    x.uniform_(2.0, 3.0, generator=g)
+    assert x.data is view and 2.0 <= x.min().item() and x.max().item() < 3.0
+    x.normal_(1.0, 0.5)
+    assert abs(x.mean().item() - 1.0) < 0.1 and abs(x.std().item() - 0.5) < 0.1
+    assert x.bernoulli().sum().item() >= 0

@@ -51,7 +51,7 @@ class Module:
                             ("_forward_hooks", OrderedDict()), ("_hook_ids", [0])):
             object.__setattr__(self, name, value)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *input):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):

@@ -198,7 +198,7 @@ class ChainedScheduler(LRScheduler):
                     group["lr"] *= s._lr(i, s.last_epoch, base) / base
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
-    def step(self, epoch=None):
+    def step(self):
         for s in self._schedulers:
             s.step()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -235,9 +235,7 @@ class SequentialLR(LRScheduler):
         scheduler.step(0)
         self._last_lr = scheduler.get_last_lr()
 
-    def step(self, epoch=None):
-        if epoch is not None:
-            raise ValueError("SequentialLR.step() takes no epoch")
+    def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
