@@ -31,6 +31,13 @@ def _split_names(params):
     return params, None
 
 
+def _fits(shape, param_shape):
+    try:
+        return np.broadcast_shapes(shape, param_shape) == tuple(param_shape)
+    except ValueError:
+        return False
+
+
 class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -136,7 +143,7 @@ class Optimizer:
             self.state[p] = {}
             for name, value in s.items():
                 if isinstance(value, np.ndarray):
-                    if value.shape != p.data.shape:
+                    if not _fits(value.shape, p.data.shape):  # Adafactor's row/col factors broadcast
                         raise ValueError(f"optimizer state '{name}' of parameter {key} has shape "
                                          f"{value.shape}, parameter has shape {p.data.shape}")
                     value = value.astype(p.data.dtype, copy=True)
