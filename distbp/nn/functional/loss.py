@@ -199,11 +199,12 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
     reduction = legacy_reduction(size_average, reduce, reduction)
     t = as_tensor(target)
     loss = input.exp() - t * input if log_input else input - t * (input + eps).log()
-    if full:
-        td = t.data
-        stirling = np.where(td > 1, td * np.log(np.where(td > 1, td, 1)) - td
-                            + 0.5 * np.log(2 * np.pi * np.where(td > 1, td, 1)), 0)
-        loss = loss + Tensor(stirling.astype(loss.dtype))
+    if full:  # Stirling's approximation of log(target!), for targets > 1
+        big = t.data > 1
+        one = Tensor(np.ones((), dtype=loss.dtype))
+        ts = where(big, t, one)
+        stirling = ts * ts.log() - ts + 0.5 * (ts * (2 * np.pi)).log()
+        loss = loss + where(big, stirling, one * 0)
     return reduce_loss(loss, reduction, "poisson_nll_loss")
 
 
