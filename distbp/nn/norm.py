@@ -45,7 +45,8 @@ class _BatchNorm(Module):
                              f"with {self.num_features} channels in dim 1, got shape "
                              f"{tuple(x.data.shape)}")
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input
         self._check(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
