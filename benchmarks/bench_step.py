@@ -252,18 +252,24 @@ def limit_threads(n):
 # ---------------------------------------------------------------- timing
 
 def time_case(model, batch, contenders, reps, warmup):
+    """Median wall and CPU (process_time) milliseconds per step of each contender. On a shared
+    host the CPU time is the steadier number: it does not count the time the process waited
+    for a core (with more than one thread it sums the threads)."""
     steps = {c: BUILDERS[c](model, batch) for c in contenders}
     for c in contenders:
         for _ in range(warmup):
             steps[c]()
-    times = {c: [] for c in contenders}
+    wall = {c: [] for c in contenders}
+    cpu = {c: [] for c in contenders}
     for r in range(reps):
         k = r % len(contenders)
         for c in contenders[k:] + contenders[:k]:  # rotate who goes first
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             steps[c]()
-            times[c].append(time.perf_counter() - t0)
-    return {c: float(np.median(v)) * 1e3 for c, v in times.items()}
+            wall[c].append(time.perf_counter() - t0)
+            cpu[c].append(time.process_time() - c0)
+    return ({c: float(np.median(v)) * 1e3 for c, v in wall.items()},
+            {c: float(np.median(v)) * 1e3 for c, v in cpu.items()})
 
 
 # ---------------------------------------------------------------- memory (one subprocess each)
@@ -327,20 +333,23 @@ def main(argv=None):
     limit_threads(args.threads)
     lines = [f"threads: {args.threads} (torch.set_num_threads + threadpoolctl), reps: {args.reps} "
              f"interleaved, median ms/step; {versions()}", "",
-             "| case | contender | ms/step | distbp / this | step RSS MB | traced peak MB |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| case | contender | ms/step | distbp / this | CPU ms/step | distbp / this (CPU) "
+             "| step RSS MB | traced peak MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     unknown = [c for c in args.cases.split(",") if c not in CASES]
     if unknown:
         ap.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     for name in args.cases.split(","):
         label, model, batch, contenders = CASES[name]
-        ms = time_case(model, batch, contenders, args.reps, args.warmup)
+        ms, cpu = time_case(model, batch, contenders, args.reps, args.warmup)
         for c in contenders:
             mem = {"rss_mb": float("nan"), "traced_mb": None} if args.no_memory else \
                 measure_memory(c, model, batch, args.threads)
             ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
+            cratio = "" if c == "distbp" else f"{cpu['distbp'] / cpu[c]:.2f}x"
             traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
-            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {mem['rss_mb']:.1f} | {traced} |")
+            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {cpu[c]:.2f} | {cratio} | "
+                         f"{mem['rss_mb']:.1f} | {traced} |")
             print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)

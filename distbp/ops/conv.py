@@ -186,9 +186,25 @@ class Conv2d(Function):
         if len(need) > 2 and need[2]:
             gb = g2.sum(0)
         if need[0]:
-            gcols = _patch_grads(g2, ctx.wmat, n, ho, wo, kh, kw)
-            gx = _nchw(_col2im(gcols, ctx.pshape, stride, dilation), padding)
+            gx = _input_grad(g, g2, ctx, n, ho, wo, kh, kw)
         return gx, gw, gb
+
+
+def _input_grad(g, g2, ctx, n, ho, wo, kh, kw):
+    """d(out)/d(x). Stride 1, one group: a conv of g (padded by d*(k-1) - pad) with the flipped,
+    transposed kernel -- an im2col copy and a GEMM with inner dim kh*kw*O instead of a GEMM
+    with inner dim O plus kh*kw read-modify-write passes of col2im. Otherwise col2im."""
+    stride, padding, dilation, groups = ctx.geom
+    pads = tuple((d * (k - 1) - a, d * (k - 1) - b)
+                 for d, k, (a, b) in zip(dilation, (kh, kw), padding))
+    if stride == (1, 1) and groups == 1 and min(min(p) for p in pads) >= 0:
+        _, hp, wp, c = ctx.pshape
+        h, w = hp - sum(padding[0]), wp - sum(padding[1])
+        wflip = ctx.wmat[0].reshape(kh, kw, c, -1)[::-1, ::-1].transpose(0, 1, 3, 2)  # (kh, kw, O, C)
+        cols = _cols(_padded(g, pads), kh, kw, (1, 1), dilation, h, w)               # (N*H*W, kh*kw*O)
+        return (cols @ wflip.reshape(-1, c)).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    gcols = _patch_grads(g2, ctx.wmat, n, ho, wo, kh, kw)
+    return _nchw(_col2im(gcols, ctx.pshape, stride, dilation), padding)
 
 
 @primitive
