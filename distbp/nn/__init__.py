@@ -28,3 +28,47 @@ __all__ = [
     "ParameterList", "ParameterDict", "Unflatten",
     "RNNBase", "RNN", "LSTM", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
 ]
+
+from distbp.nn.activation import (CELU, ELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish,  # noqa: E402
+                                  Hardtanh, LeakyReLU, LogSigmoid, Mish, PReLU, ReLU6, RReLU, SiLU,
+                                  Softmax2d, Softmin, Softplus, Softshrink, Softsign, Tanhshrink,
+                                  Threshold)
+from distbp.nn.attention import MultiheadAttention  # noqa: E402
+from distbp.nn.conv import ConvTranspose1d, ConvTranspose2d  # noqa: E402
+from distbp.nn.distance import CosineSimilarity, PairwiseDistance  # noqa: E402
+from distbp.nn.dropout import AlphaDropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout  # noqa: E402
+from distbp.nn.fold import Fold, Unfold  # noqa: E402
+from distbp.nn.linear import Bilinear  # noqa: E402
+from distbp.nn.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, GaussianNLLLoss,  # noqa: E402
+                            HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss,
+                            MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss, PoissonNLLLoss,
+                            SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
+from distbp.nn.norm import (BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,  # noqa: E402
+                            LocalResponseNorm, RMSNorm)
+from distbp.nn.padding import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,  # noqa: E402
+                               ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
+                               ZeroPad1d, ZeroPad2d)
+from distbp.nn.pooling import AdaptiveMaxPool1d, AdaptiveMaxPool2d, LPPool1d, LPPool2d  # noqa: E402
+from distbp.nn.sparse import EmbeddingBag  # noqa: E402
+from distbp.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: E402
+                                   TransformerEncoder, TransformerEncoderLayer)
+from distbp.nn.upsampling import (ChannelShuffle, PixelShuffle, PixelUnshuffle, Upsample,  # noqa: E402
+                                  UpsamplingBilinear2d, UpsamplingNearest2d)
+
+__all__ += [  # nn.functional-family modules (func helper)
+    "CELU", "ELU", "GLU", "SELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+    "LogSigmoid", "Mish", "PReLU", "ReLU6", "RReLU", "SiLU", "Softmax2d", "Softmin", "Softplus",
+    "Softshrink", "Softsign", "Tanhshrink", "Threshold", "MultiheadAttention", "ConvTranspose1d",
+    "ConvTranspose2d", "CosineSimilarity", "PairwiseDistance", "AlphaDropout", "Dropout1d",
+    "Dropout2d", "Dropout3d", "FeatureAlphaDropout", "Fold", "Unfold", "Bilinear", "BCELoss",
+    "BCEWithLogitsLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss",
+    "HuberLoss", "KLDivLoss", "L1Loss", "MarginRankingLoss", "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss", "NLLLoss", "PoissonNLLLoss", "SmoothL1Loss", "SoftMarginLoss",
+    "TripletMarginLoss", "BatchNorm3d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+    "InstanceNorm3d", "LocalResponseNorm", "RMSNorm", "CircularPad1d", "CircularPad2d",
+    "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d",
+    "ReplicationPad2d", "ZeroPad1d", "ZeroPad2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "LPPool1d", "LPPool2d", "EmbeddingBag", "Transformer", "TransformerDecoder",
+    "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "ChannelShuffle",
+    "PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
+]
