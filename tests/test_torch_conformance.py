@@ -26,6 +26,9 @@ ALLOWED = {
     ("distbp.no_grad", "orig_func"): (
         "torch's no_grad takes the function of a bare @no_grad in __new__(cls, orig_func=None), "
         "which inspect does not show (its __init__ takes nothing)", "test_no_grad_context_and_decorator"),
+    ("F.batch_norm", "allreduce"): (
+        "distbp extension, keyword-only: a callable summing the batch statistics across ranks "
+        "turns batch_norm into SyncBatchNorm", "test_sync_batch_norm_halves_equal_full_batch"),
     ("distbp.normal", "requires_grad"): (
         "torch.normal(mean, std, size, *, requires_grad=...) is a factory function; the python "
         "binding adds requires_grad, the schema does not list it", "test_creation_functions_like_torch"),

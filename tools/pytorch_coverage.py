@@ -24,9 +24,6 @@ NOT_APPLICABLE = {
         "has_torch_function_unary": _DISPATCH, "has_torch_function_variadic": _DISPATCH,
         "boolean_dispatch": _INTERNAL, "assert_int_or_pair": _INTERNAL,
         "grouped_mm": _CUDA_MM, "scaled_grouped_mm": _CUDA_MM, "scaled_mm": _CUDA_MM,
-        "upsample": _DEPRECATED + " (use interpolate)",
-        "upsample_bilinear": _DEPRECATED + " (use interpolate)",
-        "upsample_nearest": _DEPRECATED + " (use interpolate)",
     },
     "nn": {
         "DataParallel": "single-process multi-GPU replication; distbp's data parallelism is "
