@@ -11,24 +11,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from distbp import dtypes
+from distbp.nn.parameter import Buffer, Parameter  # noqa: F401  (Parameter: re-exported)
 from distbp.tensor import Tensor, _HookHandle
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module registers as trainable (requires_grad=True by default).
-    Like torch, it shares the storage of `data` (a Tensor or numpy array) instead of copying."""
-
-    def __init__(self, data=None, requires_grad=True):
-        if data is None:
-            data = np.empty(0, dtype=dtypes.get_default_dtype())
-        if isinstance(data, Tensor):
-            data = data.data
-        super().__init__(np.asarray(data), requires_grad=requires_grad)
-
-    __hash__ = object.__hash__  # parameters key optimizer state and hook tables by identity
-
-    def __repr__(self):
-        return "Parameter containing:\n" + super().__repr__()
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -96,7 +80,10 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
                                  f"attribute '{name}'")
         params, buffers, modules = self._parameters, self._buffers, self._modules
-        if isinstance(value, Parameter):
+        if isinstance(value, Buffer):  # module.x = nn.Buffer(t, persistent=...)
+            self.__dict__.pop(name, None), params.pop(name, None), modules.pop(name, None)
+            self.register_buffer(name, Tensor(value.data), persistent=value.persistent)
+        elif isinstance(value, Parameter):
             self.__dict__.pop(name, None), buffers.pop(name, None), modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
