@@ -5,7 +5,9 @@ the in-place methods (`x[i] = v`, copy_, fill_, add_, ...), as a mixin of distbp
 In-place semantics follow torch: on a tensor outside any graph the numpy data is written in place
 (views and state_dict entries see the change); on a tensor that is part of a graph, or when the
 written value requires grad, the tensor is rebased onto the result's graph node so backward is
-exact; on a leaf that requires grad it raises, as torch does, unless inside no_grad.
+exact; on a leaf that requires grad it raises, as torch does, unless inside no_grad. An indexed
+view (row = y[0]) written in place while autograd records writes through to its base, as in
+torch; other views (x.t(), x.reshape(...)) raise instead of silently leaving the base unchanged.
 """
 import collections
 import numbers
@@ -17,11 +19,15 @@ from distbp import random as _random
 from distbp.ops import elementwise as E
 from distbp.ops import index as IX
 from distbp.ops import movement as M
+from distbp.ops.movement import _is_basic
 
 # torch.return_types.sort / topk
 _sort_result = collections.namedtuple("sort", ["values", "indices"])
 _topk_result = collections.namedtuple("topk", ["values", "indices"])
 
+_VIEW_INPLACE = ("in-place op on a reshaped/permuted/expanded view of another tensor while autograd "
+                 "records: torch would write through to the base tensor, distbp only does so for "
+                 "indexed views (x[i]); apply it to the base, or clone() first")
 _LEAF_INPLACE = ("a leaf Variable that requires grad is being used in an in-place operation "
                  "(wrap it in distbp.no_grad(), or write to .data)")
 
@@ -54,6 +60,8 @@ class TensorOps:
             raise RuntimeError(_LEAF_INPLACE)
         out = fn(_alias(self))
         if grad_on and out.requires_grad:
+            if self.data.base is not None and self._ctx is not None:
+                return self._write_through_view(out)
             if out.data.dtype != self.data.dtype:
                 out = out.to(self.data.dtype)
             self.data, self._ctx, self.requires_grad = out.data, out._ctx, True
@@ -62,6 +70,20 @@ class TensorOps:
                 raise RuntimeError(f"in-place: the result of shape {out.data.shape} does not match "
                                    f"the tensor of shape {self.data.shape}")
             np.copyto(self.data, out.data, casting="same_kind")
+        return self
+
+    def _write_through_view(self, out):
+        """In-place on base[index] (a basic-index view) while autograd records: write the new
+        value into the base (SetItem, so the base's graph is exact), then read the view again,
+        as torch's views share storage. Other views (reshape, permute, expand) raise."""
+        node = self._ctx
+        base = node.parents[0] if type(node) is M.GetItem and _is_basic(node.index) else None
+        if not isinstance(base, _T()):
+            raise RuntimeError(_VIEW_INPLACE)
+        index = node.index
+        base._write(lambda old: IX.SetItem.apply(old, out, index=index))
+        view = M.GetItem.apply(base, index=index)
+        self.data, self._ctx, self.requires_grad = view.data, view._ctx, view.requires_grad
         return self
 
     def __setitem__(self, index, value):

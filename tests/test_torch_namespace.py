@@ -196,6 +196,28 @@ def test_inplace_in_a_graph_backpropagates_like_torch():
     check(run, (3, 2), (2,), seed=4)
 
 
+def test_inplace_on_views_in_a_graph_writes_through_like_torch():
+    def run(m, x):
+        y = x * 2
+        row = y[0]                 # a view: writing it changes y, in torch and here
+        row.add_(1)
+        row *= x[1]
+        total = row.sum()          # (a view read after a later write to its base would be stale)
+        y[:, 1:] -= x[:, :1]
+        col = y[:, 2]
+        col.clamp_(max=0.5)
+        return (y * y).sum() + total + col.sum()
+
+    check(run, (3, 4), seed=2)
+    y = distbp.randn(3, 4, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="reshaped/permuted/expanded view"):
+        y.t().add_(1)              # torch would change y; distbp refuses rather than diverge
+    with distbp.no_grad():
+        z = y.detach()
+        z[0].add_(1)               # outside the graph: writes through to z, as torch does
+    np.testing.assert_array_equal(z.data[0], y.data[0])
+
+
 def test_parameter_unused_in_forward_keeps_grad_none_and_is_not_moved():
     class Net(distbp.nn.Module):
         def __init__(self):
