@@ -31,6 +31,9 @@ NOT_APPLICABLE = {
         "Container": _DEPRECATED + " (use Module)",
         "NLLLoss2d": _DEPRECATED + " (NLLLoss takes (N, C, H, W))",
     },
+    "init": {n: _DEPRECATED + f" (use {n}_)" for n in (
+        "constant", "dirac", "eye", "kaiming_normal", "kaiming_uniform", "normal", "orthogonal",
+        "sparse", "uniform", "xavier_normal", "xavier_uniform")},
     "optim": {
         "SparseAdam": "needs sparse gradients; distbp's tensors are dense numpy arrays",
     },
@@ -83,6 +86,8 @@ def torch_names():
         "optim": public(torch.optim, lambda o: inspect.isclass(o) and issubclass(o, torch.optim.Optimizer))
                  + ["lr_scheduler." + n for n in public(sched, lambda o: inspect.isclass(o)
                                                          and o.__module__ == sched.__name__)],
+        "init": public(torch.nn.init, lambda o: inspect.isfunction(o)
+                       and o.__module__ == "torch.nn.init"),
         "torch": sorted(set(COMMON_TORCH)),
         "Tensor": sorted(set(COMMON_TENSOR)),
     }
@@ -94,7 +99,7 @@ def _ours(section, name):
     import distbp.nn.functional
     import distbp.optim
     where = {"F": distbp.nn.functional, "nn": distbp.nn, "optim": distbp.optim, "torch": distbp,
-             "Tensor": distbp.Tensor}[section]
+             "Tensor": distbp.Tensor, "init": distbp.nn.init}[section]
     obj = where
     for part in name.split("."):
         if part == "__setitem__" or hasattr(obj, part):
@@ -104,7 +109,8 @@ def _ours(section, name):
     return obj
 
 
-_QUAL = {"F": "F.", "nn": "nn.", "optim": "optim.", "torch": "distbp.", "Tensor": "Tensor."}
+_QUAL = {"F": "F.", "nn": "nn.", "optim": "optim.", "torch": "distbp.", "Tensor": "Tensor.",
+         "init": "nn.init."}
 
 
 def rows(section, names, problems):
@@ -129,6 +135,7 @@ def render():
     from tools.torch_signatures import check_all
     problems, _ = check_all()
     titles = {"F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim (+ lr_scheduler)",
+              "init": "torch.nn.init",
               "torch": "commonly used torch.* functions", "Tensor": "commonly used Tensor methods"}
     tables, summary = [], []
     for section, names in torch_names().items():
@@ -158,7 +165,7 @@ def percentages():
     """{section: percent of applicable names implemented} (for the report and tests)."""
     out = {}
     for line in render().splitlines():
-        if line.startswith("| torch") or line.startswith("| commonly"):
+        if line.startswith("| torch") or line.startswith("| commonly"):  # the summary rows
             cells = [c.strip() for c in line.strip("|").split("|")]
             out[cells[0]] = float(cells[-1].rstrip("%"))
     return out

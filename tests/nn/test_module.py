@@ -212,6 +212,23 @@ def test_init_functions_match_torch_statistics():
     assert nn.init.calculate_gain("leaky_relu", 0.2) == torch.nn.init.calculate_gain("leaky_relu", 0.2)
 
 
+@pytest.mark.parametrize("shape", [(5, 3), (3, 7), (4, 2, 3)])
+def test_orthogonal_sparse_dirac_eye_init_like_torch(shape):
+    w = nn.Parameter(np.empty(shape))
+    nn.init.orthogonal_(w, gain=2.0, generator=distbp.Generator().manual_seed(0))
+    flat = w.data.reshape(shape[0], -1)
+    small = min(flat.shape)
+    gram = flat @ flat.T if flat.shape[0] == small else flat.T @ flat
+    np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-10)
+    s = nn.init.sparse_(nn.Parameter(np.empty((10, 4))), sparsity=0.3)
+    assert ((s.data == 0).sum(axis=0) == 3).all()
+    for conv_shape, groups in [((4, 2, 3), 2), ((6, 3, 3, 3), 1)]:
+        ours = nn.init.dirac_(nn.Parameter(np.empty(conv_shape)), groups).data
+        theirs = torch.nn.init.dirac_(torch.empty(conv_shape), groups).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(nn.init.eye_(nn.Parameter(np.empty((3, 5)))).data, np.eye(3, 5))
+
+
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
 @pytest.mark.parametrize("max_norm", [0.5, 100.0])
 def test_clip_grad_norm_matches_torch(norm_type, max_norm):
