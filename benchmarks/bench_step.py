@@ -5,9 +5,15 @@ in PyTorch CPU and, for the MLP, in hand-written numpy. Prints a markdown table.
     python benchmarks/bench_step.py --threads 2 --reps 200 --out benchmarks/results/step.md
 
 Models (float32, random data, lr 0.01, momentum 0.9):
-  mlp  784-512-512-10, ReLU                              batch 128, and batch 8
-  cnn  conv 1->32 3x3, ReLU, maxpool 2, conv 32->64 3x3, ReLU, maxpool 2, linear 1600->10;
-       input 1x28x28, batch 128
+  mlp     784-512-512-10, ReLU                              batch 128, and batch 8
+  cnn     conv 1->32 3x3, ReLU, maxpool 2, conv 32->64 3x3, ReLU, maxpool 2, linear 1600->10;
+          input 1x28x28, batch 128
+  gpt     GPT-style character model: vocab 65, context 64, 4 pre-norm blocks of width 160 with
+          4 heads (causal F.scaled_dot_product_attention) and a 4x GELU MLP; 1.3M parameters;
+          batch 8 sequences (512 tokens), next-token cross-entropy
+  resnet  residual CNN with batch norm on 3x32x32: conv 3->32 + BN + ReLU, three BasicBlocks
+          (32, 64 stride 2, 128 stride 2; 1x1 conv + BN shortcuts), global average pool,
+          linear 128->10; 0.7M parameters; batch 16
 All contenders run the same thread count: torch.set_num_threads(n) and threadpoolctl limits numpy's
 BLAS to n. The contenders of one case are interleaved (each repetition runs every contender once,
 in a rotating order) so background load hits them alike; the time is the median over repetitions.
@@ -36,16 +42,92 @@ sys.path.insert(0, str(ROOT))
 LR, MOMENTUM = 0.01, 0.9
 
 
+GPT = dict(vocab=65, block=64, width=160, heads=4, layers=4)
+
+
 def data(model, batch, seed=0):
     rng = np.random.default_rng(seed)
-    shape = (batch, 784) if model == "mlp" else (batch, 1, 28, 28)
+    if model == "gpt":  # token ids (B, T) and the next tokens as targets
+        ids = rng.integers(0, GPT["vocab"], size=(batch, GPT["block"] + 1))
+        return ids[:, :-1], ids[:, 1:]
+    shape = {"mlp": (batch, 784), "cnn": (batch, 1, 28, 28), "resnet": (batch, 3, 32, 32)}[model]
     return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, batch)
 
 
 # ---------------------------------------------------------------- contenders: build -> step()
 
-def make_net(nn, model):
+def make_gpt(nn, F, as_tensor):
+    """nanoGPT's model, written once against the torch API (distbp.nn or torch.nn)."""
+    c = GPT
+
+    class Block(nn.Module):
+        def __init__(self, width, heads):
+            super().__init__()
+            self.heads = heads
+            self.ln_1 = nn.LayerNorm(width)
+            self.c_attn = nn.Linear(width, 3 * width)
+            self.c_proj = nn.Linear(width, width)
+            self.ln_2 = nn.LayerNorm(width)
+            self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+        def attn(self, x):
+            B, T, C = x.shape
+            qkv = self.c_attn(x)                                             # (B, T, 3C)
+            q, k, v = (qkv[:, :, i * C:(i + 1) * C].reshape(B, T, self.heads, C // self.heads)
+                       .transpose(1, 2) for i in range(3))                   # (B, nh, T, hd)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)      # (B, nh, T, hd)
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class CharGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(c["vocab"], c["width"])
+            self.wpe = nn.Embedding(c["block"], c["width"])
+            self.blocks = nn.ModuleList([Block(c["width"], c["heads"]) for _ in range(c["layers"])])
+            self.ln_f = nn.LayerNorm(c["width"])
+            self.head = nn.Linear(c["width"], c["vocab"], bias=False)
+            self.pos = as_tensor(np.arange(c["block"]))
+
+        def forward(self, idx):                                              # (B, T)
+            x = self.wte(idx) + self.wpe(self.pos)
+            for block in self.blocks:
+                x = block(x)
+            return self.head(self.ln_f(x))                                   # (B, T, vocab)
+    return CharGPT()
+
+
+def make_resnet(nn, F):
+    class BasicBlock(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = nn.Sequential()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                              nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    return nn.Sequential(nn.Conv2d(3, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                         BasicBlock(32, 32, 1), BasicBlock(32, 64, 2), BasicBlock(64, 128, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+
+
+def make_net(nn, model, F=None, as_tensor=None):
     """The same architecture from distbp.nn or torch.nn: the two share names and signatures."""
+    if model == "gpt":
+        return make_gpt(nn, F, as_tensor)
+    if model == "resnet":
+        return make_resnet(nn, F)
     if model == "mlp":
         return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                              nn.Linear(512, 10))
@@ -59,14 +141,15 @@ def build_distbp(model, batch):
     from distbp import nn, optim
     from distbp.nn import functional as F
     distbp.manual_seed(0)
-    net = make_net(nn, model)
+    net = make_net(nn, model, F, distbp.tensor)
     opt = optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = data(model, batch)
     x = distbp.Tensor(x)
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
+        out = net(x)
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss
@@ -77,14 +160,15 @@ def build_torch(model, batch):
     import torch
     torch.manual_seed(0)
     nn = torch.nn
-    net = make_net(nn, model)
+    net = make_net(nn, model, torch.nn.functional, torch.from_numpy)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = data(model, batch)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(x), y)
+        out = net(x)
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss
@@ -152,6 +236,8 @@ CASES = {  # name: (label, model, batch, contenders)
     "mlp": ("MLP 784-512-512-10, batch 128", "mlp", 128, ["distbp", "torch", "numpy"]),
     "cnn": ("CNN 2 conv + 2 pool + linear, batch 128", "cnn", 128, ["distbp", "torch"]),
     "mlp8": ("MLP 784-512-512-10, batch 8", "mlp", 8, ["distbp", "torch", "numpy"]),
+    "gpt": ("char GPT 4x160, T 64, batch 8", "gpt", 8, ["distbp", "torch"]),
+    "resnet": ("ResNet-BN 3x32x32, batch 16", "resnet", 16, ["distbp", "torch"]),
 }
 
 
@@ -166,18 +252,24 @@ def limit_threads(n):
 # ---------------------------------------------------------------- timing
 
 def time_case(model, batch, contenders, reps, warmup):
+    """Median wall and CPU (process_time) milliseconds per step of each contender. On a shared
+    host the CPU time is the steadier number: it does not count the time the process waited
+    for a core (with more than one thread it sums the threads)."""
     steps = {c: BUILDERS[c](model, batch) for c in contenders}
     for c in contenders:
         for _ in range(warmup):
             steps[c]()
-    times = {c: [] for c in contenders}
+    wall = {c: [] for c in contenders}
+    cpu = {c: [] for c in contenders}
     for r in range(reps):
         k = r % len(contenders)
         for c in contenders[k:] + contenders[:k]:  # rotate who goes first
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             steps[c]()
-            times[c].append(time.perf_counter() - t0)
-    return {c: float(np.median(v)) * 1e3 for c, v in times.items()}
+            wall[c].append(time.perf_counter() - t0)
+            cpu[c].append(time.process_time() - c0)
+    return ({c: float(np.median(v)) * 1e3 for c, v in wall.items()},
+            {c: float(np.median(v)) * 1e3 for c, v in cpu.items()})
 
 
 # ---------------------------------------------------------------- memory (one subprocess each)
@@ -241,20 +333,23 @@ def main(argv=None):
     limit_threads(args.threads)
     lines = [f"threads: {args.threads} (torch.set_num_threads + threadpoolctl), reps: {args.reps} "
              f"interleaved, median ms/step; {versions()}", "",
-             "| case | contender | ms/step | distbp / this | step RSS MB | traced peak MB |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| case | contender | ms/step | distbp / this | CPU ms/step | distbp / this (CPU) "
+             "| step RSS MB | traced peak MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     unknown = [c for c in args.cases.split(",") if c not in CASES]
     if unknown:
         ap.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     for name in args.cases.split(","):
         label, model, batch, contenders = CASES[name]
-        ms = time_case(model, batch, contenders, args.reps, args.warmup)
+        ms, cpu = time_case(model, batch, contenders, args.reps, args.warmup)
         for c in contenders:
             mem = {"rss_mb": float("nan"), "traced_mb": None} if args.no_memory else \
                 measure_memory(c, model, batch, args.threads)
             ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
+            cratio = "" if c == "distbp" else f"{cpu['distbp'] / cpu[c]:.2f}x"
             traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
-            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {mem['rss_mb']:.1f} | {traced} |")
+            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {cpu[c]:.2f} | {cratio} | "
+                         f"{mem['rss_mb']:.1f} | {traced} |")
             print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)

@@ -1,33 +1,51 @@
-"""Conv1d and Conv2d (stride, padding; dilation 1, groups 1), torch's weight layout and init:
-weight (out_channels, in_channels, *kernel_size), bias (out_channels,)."""
-
+"""Conv1d/Conv2d and ConvTranspose1d/ConvTranspose2d with torch's constructor signatures, weight
+layouts and init:
+    Conv:          weight (out_channels, in_channels / groups, *kernel_size)
+    ConvTranspose: weight (in_channels, out_channels / groups, *kernel_size)
+    bias (out_channels,)
+padding_mode other than 'zeros' pads with F.pad first (reflect, replicate, circular), as torch does.
+"""
 import numpy as np
 
 from distbp.nn import functional as F
 from distbp.nn import init
+from distbp.nn._factory import factory_dtype
+from distbp.nn.functional._utils import ntuple
 from distbp.nn.module import Module, Parameter
 
-
-def _tuple(x, n, name):
-    t = tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
-    if len(t) != n:
-        raise ValueError(f"{name}={x!r} must be an int or a {n}-tuple")
-    return t
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class _ConvNd(Module):
     _dims = 0
+    _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                 bias, padding_mode, device, dtype, output_padding=0):
         super().__init__()
-        n = self._dims
-        dtype = np.dtype(dtype or np.float32)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _tuple(kernel_size, n, "kernel_size")
-        self.stride = _tuple(stride, n, "stride")
-        self.padding = _tuple(padding, n, "padding")
-        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
+        n, name = self._dims, type(self).__name__
+        dtype = factory_dtype(device, dtype, name)
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} "
+                             f"must be divisible by groups={groups}")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got "
+                             f"{padding_mode!r}")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{name}: padding must be an int, a tuple, 'same' or 'valid', got "
+                             f"{padding!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = ntuple(kernel_size, n, "kernel_size")
+        self.stride = ntuple(stride, n, "stride")
+        self.padding = padding if isinstance(padding, str) else ntuple(padding, n, "padding")
+        self.dilation = ntuple(dilation, n, "dilation")
+        self.output_padding = ntuple(output_padding, n, "output_padding")
+        self.padding_mode, self.transposed = padding_mode, self._transposed
+        if padding == "same" and any(s != 1 for s in self.stride):
+            raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+        shape = (in_channels, out_channels // groups) if self._transposed else \
+            (out_channels, in_channels // groups)
+        self.weight = Parameter(np.empty(shape + self.kernel_size, dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty(out_channels, dtype=dtype))
         else:
@@ -37,31 +55,107 @@ class _ConvNd(Module):
     def reset_parameters(self):
         init.default_weight_and_bias_(self.weight, self.bias)
 
-    def _check(self, x):
-        want = self._dims + 2
-        if x.data.ndim != want or x.data.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__}: expected input (N, {self.in_channels}, "
-                             f"{', '.join('L' * self._dims)}), got shape {tuple(x.data.shape)}")
+    def _mode_padded(self, input):
+        """padding_mode != 'zeros': pad explicitly (torch's _reversed_padding_repeated_twice)."""
+        if self.padding == "valid":
+            return input
+        if self.padding == "same":
+            pads = []
+            for d, k in zip(reversed(self.dilation), reversed(self.kernel_size)):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]
+        else:
+            pads = [p for p in reversed(self.padding) for _ in range(2)]
+        return F.pad(input, pads, mode=self.padding_mode)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
             f"stride={self.stride}"
-        if any(self.padding):
-            s += f", padding={self.padding}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        if self.padding != (0,) * self._dims:
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else \
+                f", padding={self.padding}"
+        if self.dilation != (1,) * self._dims:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._dims:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    _fn = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype)
+
+    def forward(self, input):
+        if self.padding_mode != "zeros":
+            return type(self)._fn(self._mode_padded(input), self.weight, self.bias, self.stride,
+                                  0, self.dilation, self.groups)
+        return type(self)._fn(input, self.weight, self.bias, self.stride, self.padding,
+                              self.dilation, self.groups)
+
+
+class Conv1d(_Conv):
+    """Input (N, C_in, L) or (C_in, L)."""
     _dims = 1
-
-    def forward(self, x):
-        self._check(x)
-        return F.conv1d(x, self.weight, self.bias, stride=self.stride[0], padding=self.padding[0])
+    _fn = staticmethod(F.conv1d)
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
+    """Input (N, C_in, H, W) or (C_in, H, W)."""
     _dims = 2
+    _fn = staticmethod(F.conv2d)
 
-    def forward(self, x):
-        self._check(x)
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+class _ConvTranspose(_ConvNd):
+    _transposed = True
+    _fn = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is supported "
+                             f"(like torch), got {padding_mode!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype, output_padding)
+
+    def _output_padding(self, input, output_size):
+        """The output_padding that makes the output exactly `output_size` (torch's rule)."""
+        if output_size is None:
+            return self.output_padding
+        n = self._dims
+        size = list(output_size)[-n:]
+        out = []
+        for i in range(n):
+            low = ((input.shape[-n + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                   + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            extra = size[i] - low
+            if not 0 <= extra < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"{type(self).__name__}: requested output_size {tuple(output_size)} "
+                                 f"is not reachable from input shape {tuple(input.shape)} (dim "
+                                 f"{i}: between {low} and {low + self.stride[i] - 1})")
+            out.append(extra)
+        return tuple(out)
+
+    def forward(self, input, output_size=None):
+        return type(self)._fn(input, self.weight, self.bias, self.stride, self.padding,
+                              self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTranspose):
+    _dims = 1
+    _fn = staticmethod(F.conv_transpose1d)
+
+
+class ConvTranspose2d(_ConvTranspose):
+    _dims = 2
+    _fn = staticmethod(F.conv_transpose2d)

@@ -9,7 +9,7 @@ from distbp import random as _random
 
 
 def _rng(generator):
-    return _random.default_generator() if generator is None else generator
+    return _random.numpy_generator(generator)  # None: the default; a distbp or numpy Generator
 
 
 def _fill(tensor, values):
@@ -92,21 +92,80 @@ def xavier_normal_(tensor, gain=1.0, generator=None):
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if tensor.data.size == 0:  # torch: initializing zero-element tensors is a no-op
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if tensor.data.size == 0:
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
+
+
+def orthogonal_(tensor, gain=1, generator=None):
+    """A (semi-)orthogonal matrix from the QR of a normal draw, signs fixed by diag(R) (Saxe et al.),
+    over the tensor viewed as (size(0), rest)."""
+    if tensor.data.ndim < 2:
+        raise ValueError("orthogonal_: only tensors with 2 or more dimensions are supported")
+    if tensor.data.size == 0:
+        return tensor
+    rows = tensor.data.shape[0]
+    cols = tensor.data.size // rows
+    flat = _rng(generator).normal(0.0, 1.0, size=(rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, gain * q.reshape(tensor.data.shape))
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """N(0, std) with a fraction `sparsity` of each column set to zero (2-D tensors)."""
+    if tensor.data.ndim != 2:
+        raise ValueError("sparse_: only tensors with 2 dimensions are supported")
+    rng = _rng(generator)
+    rows, cols = tensor.data.shape
+    values = rng.normal(0.0, std, size=(rows, cols))
+    num_zeros = int(math.ceil(sparsity * rows))
+    for c in range(cols):
+        values[rng.permutation(rows)[:num_zeros], c] = 0
+    return _fill(tensor, values)
+
+
+def dirac_(tensor, groups=1):
+    """Identity-preserving conv weights: out channel g*k + d copies input channel d (3-5-D)."""
+    shape = tensor.data.shape
+    if len(shape) not in (3, 4, 5):
+        raise ValueError("dirac_: only tensors with 3, 4, or 5 dimensions are supported")
+    if shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({shape[0]}) must be divisible by groups={groups}")
+    per_group = shape[0] // groups
+    values = np.zeros(shape)
+    center = tuple(k // 2 for k in shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, shape[1])):
+            values[(g * per_group + d, d) + center] = 1
+    return _fill(tensor, values)
+
+
+def eye_(tensor):
+    """The identity matrix (2-D tensors)."""
+    if tensor.data.ndim != 2:
+        raise ValueError("eye_: only 2D tensors are supported")
+    return _fill(tensor, np.eye(*tensor.data.shape))
 
 
 def default_weight_and_bias_(weight, bias):
     """PyTorch's default for Linear and ConvNd: kaiming_uniform_(a=sqrt(5)) on the weight and
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias."""
     kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
+    if bias is not None and weight.data.size:
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound)

@@ -1,9 +1,11 @@
-"""Linear (y = x W^T + b) and Identity."""
+"""Identity, Linear (y = x W^T + b) and Bilinear (y = x1 W x2 + b), torch's init."""
+import math
 
 import numpy as np
 
 from distbp.nn import functional as F
 from distbp.nn import init
+from distbp.nn._factory import factory_dtype
 from distbp.nn.module import Module, Parameter
 
 
@@ -18,9 +20,9 @@ class Identity(Module):
 class Linear(Module):
     """weight (out_features, in_features), bias (out_features,); torch's default init."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        dtype = np.dtype(dtype or np.float32)
+        dtype = factory_dtype(device, dtype, "Linear")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         if bias:
@@ -32,9 +34,40 @@ class Linear(Module):
     def reset_parameters(self):
         init.default_weight_and_bias_(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
                f"bias={self.bias is not None}"
+
+
+class Bilinear(Module):
+    """weight (out_features, in1_features, in2_features), bias (out_features,);
+    init U(-1/sqrt(in1), 1/sqrt(in1)) like torch."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None,
+                 dtype=None):
+        super().__init__()
+        dtype = factory_dtype(device, dtype, "Bilinear")
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in1_features={self.in1_features}, in2_features={self.in2_features}, " \
+               f"out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,4 +1,5 @@
-"""BatchNorm1d/2d (running statistics, momentum, affine, sync-able) and LayerNorm.
+"""BatchNorm1d/2d/3d (running statistics, momentum, affine, sync-able), LayerNorm, GroupNorm,
+InstanceNorm1d/2d/3d, RMSNorm and LocalResponseNorm, torch's signatures and parameter names.
 
 BatchNorm keeps `running_mean`, `running_var` and `num_batches_tracked` as buffers with torch's
 names, so state_dicts copy across. `allreduce` is None or a callable that sums a numpy array in place
@@ -7,6 +8,7 @@ across data-parallel replicas; the data-parallel wrapper sets it to turn this in
 import numpy as np
 
 from distbp.nn import functional as F
+from distbp.nn._factory import factory_dtype
 from distbp.nn.module import Module, Parameter
 from distbp.tensor import Tensor
 
@@ -15,18 +17,13 @@ class _BatchNorm(Module):
     _input_dims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=None):
+                 device=None, dtype=None, *, bias=True):
         super().__init__()
-        dtype = np.dtype(dtype or np.float32)
+        dtype = factory_dtype(device, dtype, type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.allreduce = None
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_params(self, (num_features,), affine, bias, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
@@ -48,7 +45,8 @@ class _BatchNorm(Module):
                              f"with {self.num_features} channels in dim 1, got shape "
                              f"{tuple(x.data.shape)}")
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input
         self._check(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -78,28 +76,125 @@ class BatchNorm2d(_BatchNorm):
     _input_dims = (4,)
 
 
+class BatchNorm3d(_BatchNorm):
+    """Input (N, C, D, H, W)."""
+    _input_dims = (5,)
+
+
+def _affine_params(module, shape, affine, bias, dtype):
+    """weight = 1 and (if bias) bias = 0 of `shape`, or both registered as None."""
+    if affine:
+        module.weight = Parameter(np.ones(shape, dtype=dtype))
+        if bias:
+            module.bias = Parameter(np.zeros(shape, dtype=dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class LayerNorm(Module):
     """Normalises over the trailing `normalized_shape` dims; weight 1, bias 0."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
+                 dtype=None):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        dtype = np.dtype(dtype or np.float32)
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_params(self, self.normalized_shape, elementwise_affine, bias,
+                       factory_dtype(device, dtype, "LayerNorm"))
 
-    def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class RMSNorm(Module):
+    """x / rms(x) over the trailing dims, times weight (no bias); eps None: the dtype's eps."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        _affine_params(self, self.normalized_shape, elementwise_affine, False,
+                       factory_dtype(device, dtype, "RMSNorm"))
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """Input (N, C, *): statistics per sample over each of num_groups channel groups."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *,
+                 bias=True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by "
+                             f"num_groups={num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        _affine_params(self, (num_channels,), affine, bias, factory_dtype(device, dtype, "GroupNorm"))
+
+    def forward(self, input):
+        if input.ndim < 2 or input.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}): expected input "
+                             f"(N, {self.num_channels}, *), got shape {tuple(input.shape)}")
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Statistics per (sample, channel) over the spatial dims; unbatched input (C, *) allowed."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias=bias)
+
+    def forward(self, input):
+        unbatched = input.ndim == self._input_dims[0] - 1
+        x = input.unsqueeze(0) if unbatched else input
+        self._check(x)
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              use_input_stats=self.training or not self.track_running_stats,
+                              momentum=0.1 if self.momentum is None else self.momentum, eps=self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Input (N, C, L) or (C, L)."""
+    _input_dims = (3,)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Input (N, C, H, W) or (C, H, W)."""
+    _input_dims = (4,)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Input (N, C, D, H, W) or (C, D, H, W)."""
+    _input_dims = (5,)
+
+
+class LocalResponseNorm(Module):
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

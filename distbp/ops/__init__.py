@@ -8,7 +8,13 @@ Add a primitive only when composing would be slow or numerically poor.
     reduce.py       Sum Max
     movement.py     Reshape Permute Expand GetItem Cat
     linalg.py       MatMul Linear
-    nn.py           LogSoftmax Softmax Conv2d MaxPool2d AvgPool2d BatchNorm LayerNorm
+    nn.py           LogSoftmax Softmax MaxPool2d AvgPool2d BatchNorm LayerNorm
+    conv.py         Conv2d ConvTranspose2d Im2Col Col2Im
+    pointwise.py    Pointwise (one table of activation rules: elu, softplus, mish, hardswish ...)
+    attention.py    ScaledDotProductAttention
+    padding.py      ConstantPad
+    index.py        SetItem
+    math.py         Sin Cos Cumsum
 """
 
 REGISTRY = {}
@@ -23,3 +29,5 @@ def primitive(cls):
 
 
 from distbp.ops import elementwise, linalg, movement, nn, reduce  # noqa: E402,F401  (fills REGISTRY)
+from distbp.ops import attention, conv, padding, pointwise  # noqa: E402,F401
+from distbp.ops import index, math  # noqa: E402,F401

@@ -1,12 +1,12 @@
 """Neural-net primitives whose composed form would be slow or numerically poor:
-log-softmax/softmax (stable), conv via im2col, pooling via strided windows, batch/layer norm in
-closed form. Conv and pooling are 2-D; the 1-D versions in nn.functional reshape onto them.
+log-softmax/softmax (stable), pooling via strided windows, batch/layer norm in closed form.
+Pooling is 2-D; the 1-D versions in nn.functional reshape onto it. Convolution is in conv.py.
 """
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from distbp.autograd import Function
 from distbp.ops import primitive
+from distbp.ops.conv import _pad, _unpad
 
 
 # ---------------------------------------------------------------- softmax family
@@ -40,154 +40,130 @@ class Softmax(Function):
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
 
 
-# ---------------------------------------------------------------- windows (conv, pooling)
+# ---------------------------------------------------------------- pooling
 
-def _windows(x, kh, kw, sh, sw):
-    """Strided view (N, C, Ho, Wo, kh, kw) of every kernel window of x (N, C, H, W); no copy."""
-    n, c, h, w = x.shape
-    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-    s0, s1, s2, s3 = x.strides
-    return as_strided(x, (n, c, ho, wo, kh, kw), (s0, s1, s2 * sh, s3 * sw, s2, s3), writeable=False)
-
-
-def _pad(x, ph, pw, value=0.0):
-    """x (N, C, H, W) -> (N, C, H + 2ph, W + 2pw), borders = value (np.pad costs ~40 us more a call)."""
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    out = np.empty((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    out[:, :, :ph] = out[:, :, h + ph:] = value
-    out[:, :, :, :pw] = out[:, :, :, w + pw:] = value
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
+def pool_geometry(size, k, s, p, d, ceil_mode, what, shape):
+    """torch's pooling_output_shape: (output length, extra padding needed at the end)."""
+    if p > (d * (k - 1) + 1) // 2:
+        raise ValueError(f"{what}: padding {p} should be at most half of the effective kernel "
+                         f"size {d * (k - 1) + 1} (input shape {shape})")
+    span = size + 2 * p - d * (k - 1) - 1
+    o = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= size + p:
+        o -= 1  # the last window would start in the right padding
+    if o <= 0:
+        raise ValueError(f"{what}: kernel {k} (dilation {d}) with padding {p} is larger than "
+                         f"the input (input shape {shape})")
+    return o, max(0, (o - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
 
 
-def _offsets(kh, kw, sh, sw, ho, wo):
+def _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, what):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    ho, eh = pool_geometry(x.shape[2], kh, sh, ph, dh, ceil_mode, what, x.shape)
+    wo, ew = pool_geometry(x.shape[3], kw, sw, pw, dw, ceil_mode, what, x.shape)
+    return ho, wo, ((ph, ph + eh), (pw, pw + ew))
+
+
+def _offsets(kh, kw, sh, sw, ho, wo, dh=1, dw=1):
     """For each kernel offset (i, j): the strided slice of the padded input it touches."""
     for i in range(kh):
         for j in range(kw):
-            yield i, j, (slice(None), slice(None), slice(i, i + sh * (ho - 1) + 1, sh),
-                         slice(j, j + sw * (wo - 1) + 1, sw))
-
-
-def _out_size(size, k, s, p, what, xshape):
-    o = (size + 2 * p - k) // s + 1
-    if o <= 0:
-        raise ValueError(f"{what}: kernel {k} with padding {p} is larger than the input "
-                         f"(input shape {xshape})")
-    return o
-
-
-def _unpad(gx, ph, pw):
-    return gx[:, :, ph:gx.shape[2] - ph, pw:gx.shape[3] - pw] if (ph or pw) else gx
-
-
-@primitive
-class Conv2d(Function):
-    """x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or None -> (N, O, Ho, Wo).
-
-    im2col: the windows view is copied once into cols (C*kh*kw, N*Ho*Wo) (this layout keeps the
-    copy's inner loop contiguous); the GEMMs are oriented so N*Ho*Wo is the row count (tall-skinny
-    products are the fast ones in OpenBLAS), which leaves the output channels-last in memory.
-    Backward is two GEMMs plus col2im as kh*kw vectorised strided adds (no loop over pixels).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
-        if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-            raise ValueError(f"conv2d: input of shape {x.shape} does not match weight of shape "
-                             f"{weight.shape} (expected input (N, {weight.shape[1]}, H, W))")
-        (sh, sw), (ph, pw) = stride, padding
-        o, c, kh, kw = weight.shape
-        _out_size(x.shape[2], kh, sh, ph, "conv2d", x.shape)
-        _out_size(x.shape[3], kw, sw, pw, "conv2d", x.shape)
-        win = _windows(_pad(x, ph, pw), kh, kw, sh, sw)            # (N, C, Ho, Wo, kh, kw)
-        n, _, ho, wo = win.shape[:4]
-        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)
-        out = cols.T @ weight.reshape(o, c * kh * kw).T            # (N*Ho*Wo, O)
-        if bias is not None:
-            out += bias
-        ctx.cols, ctx.weight, ctx.xshape = cols, weight, x.shape
-        ctx.geom = (kh, kw, sh, sw, ph, pw, ho, wo)
-        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
-
-    @staticmethod
-    def backward(ctx, g):
-        kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
-        w = ctx.weight
-        o, c = w.shape[:2]
-        n, _, h, wd = ctx.xshape
-        need = ctx.needs_input_grad
-        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)       # (N*Ho*Wo, O); a view if g is
-        gx = gw = gb = None                                         # channels-last like our output
-        if need[1]:
-            gw = (ctx.cols @ g2).T.reshape(w.shape)
-        if len(need) > 2 and need[2]:
-            gb = g2.sum(0)
-        if need[0]:
-            gcols = (g2 @ w.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw)
-            gxp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=g.dtype)  # channels-last
-            for i, j, _ in _offsets(kh, kw, sh, sw, ho, wo):
-                gxp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += gcols[..., i, j]
-            gx = _unpad(gxp.transpose(0, 3, 1, 2), ph, pw)
-        return gx, gw, gb
+            yield i, j, (slice(None), slice(None), slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+                         slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
 
 
 @primitive
 class MaxPool2d(Function):
-    """Max over each window (padding is -inf); ties send the grad to the first maximum, like torch.
-    Computed as kh*kw elementwise maxima over strided slices: no window copy."""
+    """Max over each (dilated) window, padding -inf; ties send the grad to the first maximum, like
+    torch. kh*kw elementwise maxima over strided slices: no window copy. Given a list as
+    `indices_out`, the flat index (row * W + col) of each maximum in its input plane (int64, the
+    output's shape) is appended to it (F.max_pool2d(return_indices=True))."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding):
-        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-        ho = _out_size(x.shape[2], kh, sh, ph, "max_pool2d", x.shape)
-        wo = _out_size(x.shape[3], kw, sw, pw, "max_pool2d", x.shape)
-        xp = _pad(x, ph, pw, -np.inf)
-        out = None
-        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
-            out = xp[sl].copy() if out is None else np.maximum(out, xp[sl], out=out)
-        ctx.xp, ctx.out, ctx.geom = xp, out, (kh, kw, sh, sw, ph, pw, ho, wo)
+    def forward(ctx, x, kernel_size, stride, padding, dilation=(1, 1), ceil_mode=False,
+                indices_out=None):
+        return_indices = indices_out is not None
+        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+        ho, wo, pads = _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+        xp = _pad(x, pads, -np.inf)
+        out = idx = None
+        rows = np.arange(ho) * sh - padding[0]
+        cols = np.arange(wo) * sw - padding[1]
+        for i, j, sl in _offsets(kh, kw, sh, sw, ho, wo, dh, dw):
+            v = xp[sl]
+            if out is None:
+                out = v.copy()
+                if return_indices:
+                    idx = np.broadcast_to((rows[:, None] + i * dh) * x.shape[3] + cols + j * dw,
+                                          out.shape).copy()
+            elif return_indices:
+                better = (v > out) | np.isnan(v)
+                np.copyto(idx, (rows[:, None] + i * dh) * x.shape[3] + cols + j * dw, where=better)
+                np.copyto(out, v, where=better)
+            else:
+                np.maximum(out, v, out=out)
+        ctx.xp, ctx.out, ctx.pads = xp, out, pads
+        ctx.geom = (kh, kw, sh, sw, ho, wo, dh, dw)
+        if return_indices:
+            indices_out.append(idx)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
+        kh, kw, sh, sw, ho, wo, dh, dw = ctx.geom
         xp, out = ctx.xp, ctx.out
         gxp = np.zeros_like(xp, dtype=g.dtype)  # same memory layout as the input (channels-last)
         free = np.ones(out.shape, dtype=bool)  # windows whose max has not been credited yet
-        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
+        for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo, dh, dw):
             hit = (xp[sl] == out) & free
             free &= ~hit
             gxp[sl] += g * hit
-        return _unpad(gxp, ph, pw)
+        return _unpad(gxp, ctx.pads)
+
+
+def _avg_divisor(size, k, s, p, o, count_include_pad):
+    """Per output position along one dim: how many elements torch divides that window's sum by."""
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, size + p)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
 
 
 @primitive
 class AvgPool2d(Function):
-    """Average over each window, zero padding counted (torch's count_include_pad=True)."""
+    """Average over each window: torch's ceil_mode, count_include_pad and divisor_override."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding):
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-        ho = _out_size(x.shape[2], kh, sh, ph, "avg_pool2d", x.shape)
-        wo = _out_size(x.shape[3], kw, sw, pw, "avg_pool2d", x.shape)
-        xp = _pad(x, ph, pw)
+        ho, wo, pads = _pool_setup(x, kernel_size, stride, padding, (1, 1), ceil_mode, "avg_pool2d")
+        xp = _pad(x, pads)
         out = None
         for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
             out = xp[sl].copy() if out is None else np.add(out, xp[sl], out=out)
-        ctx.pshape, ctx.geom = xp.shape, (kh, kw, sh, sw, ph, pw, ho, wo)
-        out *= np.asarray(1.0 / (kh * kw), dtype=out.dtype)
+        if divisor_override:
+            scale = np.asarray(1.0 / divisor_override, dtype=x.dtype)
+        else:
+            div = np.outer(_avg_divisor(x.shape[2], kh, sh, ph, ho, count_include_pad),
+                           _avg_divisor(x.shape[3], kw, sw, pw, wo, count_include_pad))
+            scale = (1.0 / div).astype(x.dtype)
+            if (div == div.flat[0]).all():
+                scale = scale.flat[0]  # the common case: one divisor, a scalar multiply
+        out *= scale
+        ctx.pshape, ctx.pads, ctx.scale = xp.shape, pads, scale
+        ctx.geom = (kh, kw, sh, sw, ho, wo)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        kh, kw, sh, sw, ph, pw, ho, wo = ctx.geom
+        kh, kw, sh, sw, ho, wo = ctx.geom
         gxp = np.zeros(ctx.pshape, dtype=g.dtype)
-        share = g * np.asarray(1.0 / (kh * kw), dtype=g.dtype)
+        share = g * ctx.scale
         for _, _, sl in _offsets(kh, kw, sh, sw, ho, wo):
             gxp[sl] += share
-        return _unpad(gxp, ph, pw)
+        return _unpad(gxp, ctx.pads)
 
 
 # ---------------------------------------------------------------- normalisation

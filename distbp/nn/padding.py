@@ -1,0 +1,79 @@
+"""Padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1-D and 2-D)
+over F.pad. `padding` is an int (all sides) or torch's tuple (left, right[, top, bottom])."""
+from distbp.nn import functional as F
+from distbp.nn.functional._utils import ntuple
+from distbp.nn.module import Module
+
+
+class _PadNd(Module):
+    _dims, _mode = 0, "constant"
+
+    def __init__(self, padding, value=0.0):
+        super().__init__()
+        self.padding = ntuple(padding, 2 * self._dims, "padding")
+        self.value = value
+
+    def forward(self, input):
+        if self._mode == "constant":
+            return F.pad(input, self.padding, "constant", self.value)
+        return F.pad(input, self.padding, self._mode)
+
+    def extra_repr(self):
+        return f"{self.padding}" + (f", value={self.value}" if self._mode == "constant" else "")
+
+
+class ConstantPad1d(_PadNd):
+    _dims = 1
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ConstantPad2d(_PadNd):
+    _dims = 2
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ZeroPad1d(_PadNd):
+    _dims = 1
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+
+class ZeroPad2d(_PadNd):
+    _dims = 2
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+
+class _ModePad(_PadNd):
+    def __init__(self, padding):
+        super().__init__(padding)
+
+
+class ReflectionPad1d(_ModePad):
+    _dims, _mode = 1, "reflect"
+
+
+class ReflectionPad2d(_ModePad):
+    _dims, _mode = 2, "reflect"
+
+
+class ReplicationPad1d(_ModePad):
+    _dims, _mode = 1, "replicate"
+
+
+class ReplicationPad2d(_ModePad):
+    _dims, _mode = 2, "replicate"
+
+
+class CircularPad1d(_ModePad):
+    _dims, _mode = 1, "circular"
+
+
+class CircularPad2d(_ModePad):
+    _dims, _mode = 2, "circular"
