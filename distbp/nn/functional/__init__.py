@@ -17,13 +17,16 @@ from .dropout import (alpha_dropout, dropout, dropout1d, dropout2d, dropout3d,
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_embedding_loss,
                    cross_entropy, gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div,
                    l1_loss, margin_ranking_loss, mse_loss, multi_margin_loss,
-                   multilabel_soft_margin_loss, nll_loss, poisson_nll_loss, smooth_l1_loss,
-                   soft_margin_loss, triplet_margin_loss)
+                   multilabel_margin_loss, multilabel_soft_margin_loss, nll_loss,
+                   poisson_nll_loss, smooth_l1_loss, soft_margin_loss, triplet_margin_loss,
+                   triplet_margin_with_distance_loss)
 from .norm import (batch_norm, group_norm, instance_norm, layer_norm, local_response_norm,
                    normalize, rms_norm)
-from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
-                      adaptive_max_pool2d, avg_pool1d, avg_pool2d, lp_pool1d, lp_pool2d,
-                      max_pool1d, max_pool2d)
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
+                      adaptive_max_pool1d, adaptive_max_pool1d_with_indices, adaptive_max_pool2d,
+                      adaptive_max_pool2d_with_indices, avg_pool1d, avg_pool2d, lp_pool1d,
+                      lp_pool2d, max_pool1d, max_pool1d_with_indices, max_pool2d,
+                      max_pool2d_with_indices)
 from .sparse import embedding, embedding_bag, one_hot
 from .vision import (channel_shuffle, interpolate, native_channel_shuffle, pad, pixel_shuffle,
                      pixel_unshuffle, upsample, upsample_bilinear, upsample_nearest)
