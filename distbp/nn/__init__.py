@@ -38,7 +38,7 @@ from distbp.nn.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, Gau
                             HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss,
                             MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss, PoissonNLLLoss,
                             SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
-from distbp.nn.loss import MultiLabelMarginLoss, NLLLoss2d, TripletMarginWithDistanceLoss  # noqa: E402
+from distbp.nn.loss import MultiLabelMarginLoss, TripletMarginWithDistanceLoss  # noqa: E402
 from distbp.nn.norm import (BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,  # noqa: E402
                             LocalResponseNorm, RMSNorm)
 from distbp.nn.padding import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,  # noqa: E402
@@ -70,6 +70,6 @@ __all__ += [  # nn.functional-family modules (func helper)
     "LPPool1d", "LPPool2d", "EmbeddingBag", "Transformer", "TransformerDecoder",
     "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "ChannelShuffle",
     "PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
-    "MultiLabelMarginLoss", "NLLLoss2d", "TripletMarginWithDistanceLoss", "CircularPad3d",
+    "MultiLabelMarginLoss", "TripletMarginWithDistanceLoss", "CircularPad3d",
     "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d", "ZeroPad3d", "AdaptiveAvgPool3d",
 ]

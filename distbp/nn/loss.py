@@ -55,10 +55,6 @@ class NLLLoss(_WeightedLoss):
                           reduction=self.reduction)
 
 
-class NLLLoss2d(NLLLoss):
-    """Deprecated torch alias of NLLLoss (inputs (N, C, H, W))."""
-
-
 class BCELoss(_WeightedLoss):
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
