@@ -50,10 +50,10 @@ class _GradModeContext:
     """Context manager that is also a decorator (`@distbp.no_grad()` or `@distbp.no_grad`)."""
     enabled = True
 
-    def __new__(cls, func=None):
+    def __new__(cls, orig_func=None):
         self = super().__new__(cls)
-        if func is not None and callable(func):  # bare decorator: @no_grad
-            return self(func)
+        if orig_func is not None and callable(orig_func):  # bare decorator: @no_grad
+            return self(orig_func)
         return self
 
     def __enter__(self):
@@ -90,6 +90,55 @@ class enable_grad(_GradModeContext):
     enabled = True
 
 
+class inference_mode(_GradModeContext):
+    """torch.inference_mode(mode=True): here the same as no_grad; mode=False leaves grad mode as is."""
+    enabled = False
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):  # bare decorator: @inference_mode
+            return super().__new__(cls, mode)
+        self = super().__new__(cls)
+        self._active = bool(mode)
+        return self
+
+    def __enter__(self):
+        self._prev = _mode.enabled
+        if getattr(self, "_active", True):
+            _mode.enabled = False
+
+
+class set_grad_enabled:
+    """set_grad_enabled(mode): sets grad mode at once (a plain call), restores it when used as a
+    context manager or decorator, as torch does."""
+
+    def __init__(self, mode):
+        self._prev = _mode.enabled
+        self.mode = bool(mode)
+        _mode.enabled = self.mode
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+    def __call__(self, func):
+        import functools
+        _mode.enabled = self._prev  # as a decorator the mode applies only during calls
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            prev = _mode.enabled
+            _mode.enabled = mode
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _mode.enabled = prev
+        return wrapper
+
+
 # ---------------------------------------------------------------- helpers for backward rules
 
 def unbroadcast(grad, shape):
@@ -109,8 +158,9 @@ def unbroadcast(grad, shape):
 class Function:
     """Base class of every differentiable op; the instance is the graph node (`ctx`).
 
-    See the module docstring for the protocol. `ctx.parents` holds the positional inputs and
-    `ctx.needs_input_grad` one bool per input; both are dropped when the node is freed.
+    See the module docstring for the protocol. `ctx.parents` holds the positional inputs,
+    `ctx.edges` the graph node of each when the op ran (an in-place op may rebase the tensor
+    later) and `ctx.needs_input_grad` one bool per input; all are dropped when the node is freed.
     """
 
     @staticmethod
@@ -126,16 +176,19 @@ class Function:
         T = _Tensor
         arrays = []
         needs = []
+        edges = []  # each input's graph node *now*: an in-place op may later rebase the tensor
         any_grad = False
         for a in args:
             if isinstance(a, T):
                 arrays.append(a.data)
                 r = a.requires_grad
                 needs.append(r)
+                edges.append(a._ctx)
                 any_grad = any_grad or r
             else:
                 arrays.append(a)
                 needs.append(False)
+                edges.append(None)
         ctx = cls.__new__(cls)
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *arrays, **kwargs)
@@ -147,6 +200,7 @@ class Function:
         t._hooks = None
         if any_grad and _mode.enabled:
             ctx.parents = args
+            ctx.edges = edges
             t.requires_grad = True
             t._ctx = ctx
         else:
@@ -182,10 +236,9 @@ def _topo_order(root):
         parents = getattr(node, "parents", None)
         if parents is None:
             raise RuntimeError(_FREED)
-        for p, need in zip(parents, node.needs_input_grad):
+        for p, need, c in zip(parents, node.needs_input_grad, node.edges):
             if not need:
                 continue
-            c = p._ctx
             if c is None:
                 if p._hooks:
                     pending[id(p)] = pending.get(id(p), 0) + 1
@@ -230,6 +283,7 @@ def backward(root, grad, retain_graph=False):
             if out is not None:
                 out.grad = g.copy() if out.grad is None else out.grad + g
         parents = node.parents
+        edges = node.edges
         needs = node.needs_input_grad
         in_grads = ()
         if g is not None:
@@ -243,7 +297,7 @@ def backward(root, grad, retain_graph=False):
             if not needs[i]:
                 continue
             pg = in_grads[i] if i < len(in_grads) else None
-            c = p._ctx
+            c = edges[i]
             if pg is not None:
                 shape = np.shape(pg)
                 if shape != p.data.shape:

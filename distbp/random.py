@@ -71,3 +71,39 @@ def uniform_rows(shape, dtype=np.float32):
         gen = np.random.Generator(np.random.Philox(np.random.SeedSequence([ctx.seed, ctx.step, i, k])))
         out[row] = gen.random(shape[1:], dtype=dtype)
     return out
+
+
+class Generator:
+    """torch.Generator: an explicit random stream (`generator=` of randn, randperm, multinomial ...)."""
+
+    def __init__(self, device="cpu"):
+        from distbp.dtypes import check_device
+        check_device(device)
+        self._rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed):
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return self._rng.bit_generator.state
+
+    def set_state(self, new_state):
+        self._rng.bit_generator.state = new_state
+        return self
+
+
+def numpy_generator(generator=None):
+    """The numpy Generator behind `generator` (a distbp Generator, a numpy Generator, or None)."""
+    if generator is None:
+        return _default
+    if isinstance(generator, Generator):
+        return generator._rng
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"generator must be a distbp.Generator, got {type(generator).__name__}")

@@ -2,31 +2,22 @@
 
 Operators and methods call the primitives in distbp/ops (forward and backward side by side) or are
 composed from them; composed ops (mean, var, std, min, softmax, flatten ...) own no backward.
-Names and signatures follow PyTorch (`dim=`, `keepdim=`, `.grad`, `.backward()`).
+Names and signatures follow PyTorch (`dim=`, `keepdim=`, `.grad`, `.backward()`); `axis=` is
+accepted as an alias of `dim=` where torch accepts it. Selection, sorting, splitting and the
+in-place methods (`add_`, `copy_`, `x[i] = v`, ...) live in tensor_ops.py (the TensorOps mixin), maths,
+reductions and shapes in tensor_math.py (TensorMath), creation functions in creation.py.
 """
-import collections
-import numbers
-
 import numpy as np
 
 from distbp import autograd
-from distbp import random as _random
+from distbp import dtypes as D
+from distbp.dtypes import bool_, float16, float32, float64, int32, int64  # noqa: F401
 from distbp.ops import elementwise as E
 from distbp.ops import linalg as L
 from distbp.ops import movement as M
-from distbp.ops import nn as NN
-from distbp.ops import reduce as R
-
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int64 = np.dtype(np.int64)
-int32 = np.dtype(np.int32)
-bool_ = np.dtype(np.bool_)
-
-# torch.return_types.max / min: (values, indices) when a dim is given
-max_result = collections.namedtuple("max", ["values", "indices"])
-min_result = collections.namedtuple("min", ["values", "indices"])
-
+from distbp.tensor_math import (TensorMath, _no_grad_result, _norm_dim, dim_alias,  # noqa: F401
+                                max_result, min_result)
+from distbp.tensor_ops import TensorOps
 
 def _check_grad_dtype(dtype):
     if dtype.kind != "f":
@@ -34,15 +25,18 @@ def _check_grad_dtype(dtype):
 
 
 def _default_array(data, dtype):
-    """torch.tensor rules: python floats -> float32, ints -> int64; numpy arrays keep their dtype."""
+    """torch.tensor rules: python floats -> the default dtype (float32), ints -> int64; numpy
+    arrays keep their dtype."""
     if isinstance(data, Tensor):
         arr = data.data.copy()
     elif isinstance(data, np.ndarray):
         arr = data.copy()
     else:
+        if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+            data = [d.data if isinstance(d, Tensor) else d for d in data]
         arr = np.array(data)
         if dtype is None and arr.dtype.kind == "f":
-            arr = arr.astype(np.float32)
+            arr = arr.astype(D.get_default_dtype())
         elif dtype is None and arr.dtype.kind in "iu":
             arr = arr.astype(np.int64)
     if arr.dtype.kind not in "fiub":
@@ -50,12 +44,6 @@ def _default_array(data, dtype):
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     return arr
-
-
-def _norm_dim(dim):
-    if dim is None or isinstance(dim, (int, np.integer)):
-        return dim
-    return tuple(dim)
 
 
 class _HookHandle:
@@ -66,7 +54,7 @@ class _HookHandle:
         self._hooks.pop(self._key, None)
 
 
-class Tensor:
+class Tensor(TensorMath, TensorOps):
     """An n-dimensional array that records the ops applied to it for backward()."""
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "__weakref__")
@@ -96,6 +84,12 @@ class Tensor:
         return self.data.ndim
 
     @property
+    def device(self):
+        return D.CPU
+
+    is_cuda = False
+
+    @property
     def is_leaf(self):
         return self._ctx is None
 
@@ -106,16 +100,36 @@ class Tensor:
     def dim(self):
         return self.data.ndim
 
+    ndimension = dim
+
     def size(self, dim=None):
         return self.data.shape if dim is None else self.data.shape[dim]
 
     def numel(self):
         return self.data.size
 
+    nelement = numel
+
+    def element_size(self):
+        return self.data.itemsize
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
+
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def numpy(self):
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def numpy(self, *, force=False):
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
         return self.data
 
     def item(self):
@@ -127,10 +141,17 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self):
+        """A tensor sharing this one's data, outside the graph."""
         return Tensor(self.data)
 
-    def clone(self):
-        return self * 1 if self.requires_grad else Tensor(self.data.copy())
+    def detach_(self):
+        if self._ctx is not None:
+            self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def clone(self, *, memory_format=None):
+        return E.Mul.apply(self, 1) if self.requires_grad else Tensor(self.data.copy())
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad:
@@ -140,14 +161,30 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def to(self, dtype):
-        dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
-            return self
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(other), to(..., copy=True); devices: 'cpu'."""
+        dtype, copy = D.parse_to(*args, **kwargs)
+        if dtype is None or dtype == self.data.dtype:
+            return self.clone() if copy else self
         if self.requires_grad:
             _check_grad_dtype(dtype)
             return _Cast.apply(self, dtype=dtype)
         return Tensor(self.data.astype(dtype))
+
+    def type(self, dtype=None, non_blocking=False):
+        if dtype is None:
+            return f"distbp.{self.data.dtype}"
+        return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        raise RuntimeError("Tensor.cuda(): distbp computes on the CPU only; use .to('cpu') or drop "
+                           "the call")
 
     def float(self):
         return self.to(float32)
@@ -155,12 +192,23 @@ class Tensor:
     def double(self):
         return self.to(float64)
 
+    def half(self):
+        return self.to(float16)
+
     def long(self):
         return self.to(int64)
 
+    def int(self):
+        return self.to(int32)
+
+    def bool(self):
+        return self.to(bool_)
+
     def __repr__(self):
-        extra = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({np.array2string(self.data, separator=', ')}, dtype={self.dtype}{extra})"
+        extra = "" if self.data.dtype in (float32, int64, bool_) else f", dtype=distbp.{self.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({np.array2string(self.data, separator=', ')}{extra})"
 
     def __bool__(self):
         return bool(self.data)
@@ -171,11 +219,19 @@ class Tensor:
     def __int__(self):
         return int(self.data)
 
+    def __index__(self):
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.data)
+
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
     # ---------------------------------------------------------------- autograd
-    def backward(self, gradient=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if create_graph or inputs is not None:
+            raise NotImplementedError("backward(): create_graph and inputs are not supported by "
+                                      "distbp's engine (first-order gradients into every leaf)")
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn "
                                "(did you run the forward under no_grad, or forget requires_grad=True?)")
@@ -187,7 +243,7 @@ class Tensor:
         else:
             gradient = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
                                   dtype=self.data.dtype)
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+        autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def retain_grad(self):
         """Keep .grad on a non-leaf tensor after backward (leaves always keep it)."""
@@ -212,10 +268,6 @@ class Tensor:
         self._hooks["next"] = key + 1
         self._hooks["post_acc"][key] = hook
         return _HookHandle(self._hooks["post_acc"], key)
-
-    def zero_(self):
-        self.data[...] = 0
-        return self
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, o):
@@ -260,189 +312,142 @@ class Tensor:
     def __pos__(self):
         return self
 
+    # integer/boolean arithmetic: no gradient (torch's floor_divide/remainder/bitwise have none)
+    def __floordiv__(self, o):
+        return _no_grad_result(self.data // _data(o))
+
+    def __rfloordiv__(self, o):
+        return _no_grad_result(_data(o) // self.data)
+
+    def __mod__(self, o):
+        return _no_grad_result(self.data % _data(o))
+
+    def __rmod__(self, o):
+        return _no_grad_result(_data(o) % self.data)
+
+    def __and__(self, o):
+        return Tensor(self.data & _data(o))
+
+    __rand__ = __and__
+
+    def __or__(self, o):
+        return Tensor(self.data | _data(o))
+
+    __ror__ = __or__
+
+    def __xor__(self, o):
+        return Tensor(self.data ^ _data(o))
+
+    __rxor__ = __xor__
+
+    def __invert__(self):
+        return Tensor(~self.data)
+
     def __getitem__(self, index):
         return M.GetItem.apply(self, index=_index_data(index))
 
     # comparisons: no grad, bool tensors
     def __eq__(self, o):
-        return Tensor(self.data == _data(o))
+        return Tensor(np.asarray(self.data == _data(o)))
 
     def __ne__(self, o):
-        return Tensor(self.data != _data(o))
+        return Tensor(np.asarray(self.data != _data(o)))
 
     def __lt__(self, o):
-        return Tensor(self.data < _data(o))
+        return Tensor(np.asarray(self.data < _data(o)))
 
     def __le__(self, o):
-        return Tensor(self.data <= _data(o))
+        return Tensor(np.asarray(self.data <= _data(o)))
 
     def __gt__(self, o):
-        return Tensor(self.data > _data(o))
+        return Tensor(np.asarray(self.data > _data(o)))
 
     def __ge__(self, o):
-        return Tensor(self.data >= _data(o))
+        return Tensor(np.asarray(self.data >= _data(o)))
 
     __hash__ = object.__hash__
 
-    def add(self, o):
-        return self + o
+    def eq(self, other):
+        return self == other
 
-    def sub(self, o):
-        return self - o
+    def ne(self, other):
+        return self != other
 
-    def mul(self, o):
-        return self * o
+    def lt(self, other):
+        return self < other
 
-    def div(self, o):
-        return self / o
+    def le(self, other):
+        return self <= other
 
-    def pow(self, o):
-        return self ** o
+    def gt(self, other):
+        return self > other
 
-    def matmul(self, o):
-        return self @ o
+    def ge(self, other):
+        return self >= other
+
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+    def equal(self, other):
+        return self.shape == other.shape and bool(np.array_equal(self.data, _data(other)))
+
+    def logical_and(self, other):
+        return Tensor(np.logical_and(self.data, _data(other)))
+
+    def logical_or(self, other):
+        return Tensor(np.logical_or(self.data, _data(other)))
+
+    def logical_not(self):
+        return Tensor(np.logical_not(self.data))
+
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    subtract = sub
+
+    def mul(self, other):
+        return self * other
+
+    multiply = mul
+
+    def div(self, other, *, rounding_mode=None):
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self // other
+        if rounding_mode == "trunc":
+            return _no_grad_result(np.trunc(self.data / _data(other)))
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+    divide = div
+
+    def true_divide(self, other):
+        return self / other
+
+    def floor_divide(self, other):
+        return self // other
+
+    def remainder(self, other):
+        return self % other
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def matmul(self, other):
+        return self @ other
+
+    def mm(self, mat2):
+        return self @ mat2
+
+    def bmm(self, mat2):
+        return self @ mat2
 
     def neg(self):
         return -self
 
-    # ---------------------------------------------------------------- unary math
-    def exp(self):
-        return E.Exp.apply(self)
-
-    def log(self):
-        return E.Log.apply(self)
-
-    def sqrt(self):
-        return E.Sqrt.apply(self)
-
-    def abs(self):
-        return E.Abs.apply(self)
-
-    def relu(self):
-        return E.Relu.apply(self)
-
-    def tanh(self):
-        return E.Tanh.apply(self)
-
-    def sigmoid(self):
-        return E.Sigmoid.apply(self)
-
-    def clamp(self, min=None, max=None):
-        return E.Clip.apply(self, min=min, max=max)
-
-    clip = clamp
-
-    def softmax(self, dim):
-        return NN.Softmax.apply(self, axis=dim)
-
-    def log_softmax(self, dim):
-        return NN.LogSoftmax.apply(self, axis=dim)
-
-    # ---------------------------------------------------------------- reductions
-    def sum(self, dim=None, keepdim=False):
-        return R.Sum.apply(self, axis=_norm_dim(dim), keepdims=keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        dim = _norm_dim(dim)
-        return self.sum(dim, keepdim) / self._count(dim)
-
-    def _count(self, dim):
-        """Number of elements reduced over `dim` (None: all)."""
-        if dim is None:
-            return self.data.size
-        dims = (dim,) if isinstance(dim, (int, np.integer)) else dim
-        n = 1
-        for d in dims:
-            n *= self.data.shape[d]
-        return n
-
-    def var(self, dim=None, keepdim=False, unbiased=True, correction=None):
-        dim = _norm_dim(dim)
-        ddof = (1 if unbiased else 0) if correction is None else correction
-        centered = self - self.mean(dim, keepdim=True)
-        return (centered * centered).sum(dim, keepdim) / (self._count(dim) - ddof)
-
-    def std(self, dim=None, keepdim=False, unbiased=True, correction=None):
-        return self.var(dim, keepdim, unbiased, correction).sqrt()
-
-    def max(self, dim=None, keepdim=False):
-        if dim is None:
-            return R.Max.apply(self)
-        values = R.Max.apply(self, axis=dim, keepdims=keepdim)
-        return max_result(values, self.argmax(dim, keepdim))
-
-    def min(self, dim=None, keepdim=False):
-        if dim is None:
-            return -R.Max.apply(-self)
-        values = -R.Max.apply(-self, axis=dim, keepdims=keepdim)
-        return min_result(values, self.argmin(dim, keepdim))
-
-    def amax(self, dim=None, keepdim=False):
-        return R.Max.apply(self, axis=_norm_dim(dim), keepdims=keepdim)
-
-    def argmax(self, dim=None, keepdim=False):
-        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
-
-    def argmin(self, dim=None, keepdim=False):
-        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim))
-
-    # ---------------------------------------------------------------- shape
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
-        return M.Reshape.apply(self, shape=tuple(shape))
-
-    view = reshape
-
-    def permute(self, *dims):
-        dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
-        if sorted(d % self.ndim for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the "
-                             f"{self.ndim} dims of shape {self.shape}")
-        return M.Permute.apply(self, axes=tuple(d % self.ndim for d in dims))
-
-    def transpose(self, dim0, dim1):
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return M.Permute.apply(self, axes=tuple(axes))
-
-    @property
-    def T(self):
-        return M.Permute.apply(self, axes=tuple(range(self.ndim))[::-1])
-
-    def t(self):
-        return self.T
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        nd = self.ndim
-        if nd == 0:
-            return self.reshape(1)
-        s, e = start_dim % nd, end_dim % nd
-        shape = self.shape[:s] + (-1,) + self.shape[e + 1:]
-        return self.reshape(shape)
-
-    def squeeze(self, dim=None):
-        if dim is None:
-            shape = tuple(n for n in self.shape if n != 1)
-        else:
-            dims = {d % self.ndim for d in ((dim,) if isinstance(dim, int) else dim)}
-            shape = tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
-        return self.reshape(shape)
-
-    def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
-
-    def expand(self, *shape):
-        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
-        lead = len(shape) - self.ndim
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return M.Expand.apply(self, shape=shape)
-
-    def expand_as(self, other):
-        return self.expand(other.shape)
-
-    def contiguous(self):
-        return self
+    negative = neg
 
 
 class _Cast(autograd.Function):
@@ -469,75 +474,22 @@ def _index_data(index):
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
+                     for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
 
 
-# ---------------------------------------------------------------- creation
-
-def tensor(data, requires_grad=False, dtype=None):
-    """Copy `data` into a new Tensor (python floats -> float32, numpy arrays keep their dtype)."""
-    return Tensor(_default_array(data, None if dtype is None else np.dtype(dtype)), requires_grad)
-
-
-def from_numpy(array):
-    """Wrap a numpy array without copying; the dtype is kept."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor(array)
-
-
-def _shape_args(shape):
-    return tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
-
-
-def zeros(*shape, dtype=float32, requires_grad=False):
-    return Tensor(np.zeros(_shape_args(shape), dtype=dtype), requires_grad)
-
-
-def ones(*shape, dtype=float32, requires_grad=False):
-    return Tensor(np.ones(_shape_args(shape), dtype=dtype), requires_grad)
-
-
-def full(shape, fill_value, dtype=float32, requires_grad=False):
-    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad)
-
-
-def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad)
-
-
-def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad)
-
-
-def randn(*shape, dtype=float32, requires_grad=False):
-    data = _random.default_generator().standard_normal(_shape_args(shape), dtype=np.dtype(dtype))
-    return Tensor(data, requires_grad)
-
-
-def rand(*shape, dtype=float32, requires_grad=False):
-    data = _random.default_generator().random(_shape_args(shape), dtype=np.dtype(dtype))
-    return Tensor(data, requires_grad)
-
-
-def randint(low, high, size, dtype=int64):
-    return Tensor(_random.default_generator().integers(low, high, size=size).astype(dtype))
-
-
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
-    if end is None:
-        start, end = 0, start
-    arr = np.arange(start, end, step)
-    if dtype is None:
-        dtype = float32 if arr.dtype.kind == "f" else int64
-    return Tensor(arr.astype(dtype), requires_grad)
+# creation functions, re-exported: older code imports them from distbp.tensor
+from distbp.creation import (arange, empty, empty_like, eye, from_numpy, full, full_like,  # noqa: E402,F401
+                             linspace, normal, ones, ones_like, rand, rand_like, randint, randn,
+                             randn_like, randperm, tensor, zeros, zeros_like)
 
 
 # ---------------------------------------------------------------- functions over tensors
 
+@dim_alias
 def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
@@ -545,6 +497,14 @@ def cat(tensors, dim=0):
     return M.Cat.apply(*tensors, axis=dim)
 
 
+concat = cat
+
+
+def concatenate(tensors, axis=0):
+    return cat(tensors, axis)
+
+
+@dim_alias
 def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
@@ -557,73 +517,83 @@ def stack(tensors, dim=0):
                 for t in tensors], dim=dim)
 
 
-def where(condition, input, other):
-    return E.Where.apply(_data(condition), input, other)
+def where(condition, input=None, other=None):
+    if input is None and other is None:  # where(condition) == nonzero(condition, as_tuple=True)
+        return tuple(Tensor(i) for i in np.nonzero(_data(condition)))
+    return E.Where.apply(np.asarray(_data(condition), dtype=bool), input, other)
 
 
 def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
-def exp(x):
-    return _as_tensor(x).exp()
+def exp(input):
+    return _as_tensor(input).exp()
 
 
-def log(x):
-    return _as_tensor(x).log()
+def log(input):
+    return _as_tensor(input).log()
 
 
-def sqrt(x):
-    return _as_tensor(x).sqrt()
+def sqrt(input):
+    return _as_tensor(input).sqrt()
 
 
-def abs(x):
-    return _as_tensor(x).abs()
+def abs(input):
+    return _as_tensor(input).abs()
 
 
-def tanh(x):
-    return _as_tensor(x).tanh()
+def tanh(input):
+    return _as_tensor(input).tanh()
 
 
-def sigmoid(x):
-    return _as_tensor(x).sigmoid()
+def sigmoid(input):
+    return _as_tensor(input).sigmoid()
 
 
-def relu(x):
-    return _as_tensor(x).relu()
+def relu(input):
+    return _as_tensor(input).relu()
 
 
-def clamp(x, min=None, max=None):
-    return _as_tensor(x).clamp(min, max)
+def clamp(input, min=None, max=None):
+    return _as_tensor(input).clamp(min, max)
 
 
-def matmul(a, b):
-    return L.MatMul.apply(a, b)
+clip = clamp
 
 
-def softmax(x, dim):
-    return x.softmax(dim)
+def matmul(input, other):
+    return L.MatMul.apply(input, other)
 
 
-def log_softmax(x, dim):
-    return x.log_softmax(dim)
+@dim_alias
+def softmax(input, dim, dtype=None):
+    return input.softmax(dim, dtype)
 
 
-def maximum(a, b):
-    return where(_data(a) >= _data(b), a, b)
+@dim_alias
+def log_softmax(input, dim, dtype=None):
+    return input.log_softmax(dim, dtype)
 
 
-def minimum(a, b):
-    return where(_data(a) <= _data(b), a, b)
+def maximum(input, other):
+    return where(_data(input) >= _data(other), input, other)
 
 
-def sum(x, dim=None, keepdim=False):
-    return x.sum(dim, keepdim)
+def minimum(input, other):
+    return where(_data(input) <= _data(other), input, other)
 
 
-def mean(x, dim=None, keepdim=False):
-    return x.mean(dim, keepdim)
+@dim_alias
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    return input.sum(dim, keepdim, dtype=dtype)
 
 
-def argmax(x, dim=None, keepdim=False):
-    return x.argmax(dim, keepdim)
+@dim_alias
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    return input.mean(dim, keepdim, dtype=dtype)
+
+
+@dim_alias
+def argmax(input, dim=None, keepdim=False):
+    return input.argmax(dim, keepdim)

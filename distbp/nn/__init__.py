@@ -7,11 +7,15 @@ from distbp.nn.dropout import Dropout
 from distbp.nn.linear import Identity, Linear
 from distbp.nn.loss import CrossEntropyLoss, MSELoss
 from distbp.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from distbp.nn.container import ParameterDict, ParameterList
+from distbp.nn.flatten import Unflatten
+from distbp.nn.parameter import Buffer, UninitializedBuffer, UninitializedParameter
 from distbp.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from distbp.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d,
                                MaxPool1d, MaxPool2d)
 from distbp.nn.residual import BasicBlock
 from distbp.nn.rnn import GRU
+from distbp.nn.rnn import LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from distbp.nn.sparse import Embedding
 
 __all__ = [
@@ -22,6 +26,9 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Embedding",
     "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten",
     "GRU", "CausalSelfAttention", "BasicBlock", "CrossEntropyLoss", "MSELoss",
+    "ParameterList", "ParameterDict", "Unflatten",
+    "RNNBase", "RNN", "LSTM", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+    "Buffer", "UninitializedParameter", "UninitializedBuffer",
 ]
 
 from distbp.nn.activation import (CELU, ELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish,  # noqa: E402
@@ -73,3 +80,11 @@ __all__ += [  # nn.functional-family modules (func helper)
     "MultiLabelMarginLoss", "TripletMarginWithDistanceLoss", "CircularPad3d",
     "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d", "ZeroPad3d", "AdaptiveAvgPool3d",
 ]
+
+from distbp.nn.lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d,  # noqa: E402
+                            LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d, LazyInstanceNorm1d,
+                            LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear)
+
+__all__ += ["LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+            "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyInstanceNorm1d",
+            "LazyInstanceNorm2d", "LazyInstanceNorm3d"]

@@ -92,12 +92,16 @@ def xavier_normal_(tensor, gain=1.0, generator=None):
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if tensor.data.size == 0:  # torch: initializing zero-element tensors is a no-op
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if tensor.data.size == 0:
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
 
@@ -106,7 +110,7 @@ def default_weight_and_bias_(weight, bias):
     """PyTorch's default for Linear and ConvNd: kaiming_uniform_(a=sqrt(5)) on the weight and
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias."""
     kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
+    if bias is not None and weight.data.size:
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound)

@@ -1,48 +1,77 @@
-"""Module, Parameter and the containers (Sequential, ModuleList, ModuleDict), as in torch.nn.
+"""Module and Parameter, as in torch.nn (the containers are in container.py).
 
 Assigning a Parameter, a Module or (after `register_buffer`) a buffer to an attribute registers it,
 so `named_parameters()` yields torch's dotted names ('0.weight', 'layer1.0.conv1.weight') and a
-state_dict can be copied between distbp and torch models key for key.
+state_dict can be copied between distbp and torch models key for key. The methods take torch's
+arguments in torch's order; `state_dict()` returns detached tensors sharing the parameters'
+storage, so `sd[k].copy_(w)` loads a weight in place exactly as in torch.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from distbp.tensor import Tensor
+from distbp import dtypes
+from distbp.nn.parameter import Buffer, Parameter  # noqa: F401  (Parameter: re-exported)
+from distbp.tensor import Tensor, _HookHandle
 
 
-class Parameter(Tensor):
-    """A Tensor that a Module registers as trainable (requires_grad=True by default)."""
-
-    def __init__(self, data, requires_grad=True):
-        if isinstance(data, Tensor):
-            data = data.data
-        super().__init__(np.asarray(data), requires_grad=requires_grad)
-
-    __hash__ = object.__hash__  # parameters key optimizer state and hook tables by identity
-
-    def __repr__(self):
-        return f"Parameter containing:\n{self.data!r}"
+_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def _data(x):
-    return x.data if isinstance(x, Tensor) else x
+def _addindent(s, n):
+    lines = s.split("\n")
+    return lines[0] if len(lines) == 1 else "\n".join([lines[0]] + [" " * n + ln for ln in lines[1:]])
 
 
 class Module:
-    def __init__(self):
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: Module.__init__() takes no arguments, got "
+                            f"{len(args)} positional and {sorted(kwargs)} keyword")
         # object.__setattr__: our __setattr__ needs these dicts to exist already
-        object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
-        object.__setattr__(self, "_non_persistent_buffers", set())
-        object.__setattr__(self, "_modules", OrderedDict())
+        for name, value in (("training", True), ("_parameters", OrderedDict()),
+                            ("_buffers", OrderedDict()), ("_non_persistent_buffers", set()),
+                            ("_modules", OrderedDict()), ("_forward_pre_hooks", OrderedDict()),
+                            ("_forward_hooks", OrderedDict()), ("_hook_ids", [0])):
+            object.__setattr__(self, name, value)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *input):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def _add_hook(self, table, hook, prepend, with_kwargs):
+        key = self._hook_ids[0]
+        self._hook_ids[0] += 1
+        table[key] = (hook, with_kwargs)
+        if prepend:
+            table.move_to_end(key, last=False)
+        return _HookHandle(table, key)
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) -> None or new args (with_kwargs: hook(module, args, kwargs))."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args, output) -> None or a new output (with_kwargs: (module, args, kwargs, output))."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
     # ---- registration --------------------------------------------------------------------------
 
@@ -51,7 +80,10 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
                                  f"attribute '{name}'")
         params, buffers, modules = self._parameters, self._buffers, self._modules
-        if isinstance(value, Parameter):
+        if isinstance(value, Buffer):  # module.x = nn.Buffer(t, persistent=...)
+            self.__dict__.pop(name, None), params.pop(name, None), modules.pop(name, None)
+            self.register_buffer(name, Tensor(value.data), persistent=value.persistent)
+        elif isinstance(value, Parameter):
             self.__dict__.pop(name, None), buffers.pop(name, None), modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
@@ -64,8 +96,10 @@ class Module:
                                 f"{type(self).__name__}: expected a {kind} or None")
             (params if name in params else modules)[name] = None
         elif name in buffers:
-            buffers[name] = value if value is None or isinstance(value, Tensor) else \
-                Tensor(np.asarray(value))
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} to buffer '{name}' of "
+                                f"{type(self).__name__}: expected a Tensor or None")
+            buffers[name] = value
         else:
             object.__setattr__(self, name, value)
 
@@ -85,74 +119,119 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def _check_name(self, name, what):
+        if not isinstance(name, str):
+            raise TypeError(f"{what} name should be a string, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{what} name {name!r} can't be empty or contain '.'")
+        if name in self.__dict__ or (hasattr(type(self), name) and name not in self._parameters
+                                     and name not in self._buffers and name not in self._modules):
+            raise KeyError(f"attribute '{name}' already exists on {type(self).__name__}")
+
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter('{name}'): expected a Parameter or None, "
                             f"got {type(param).__name__}")
-        self.__dict__.pop(name, None)
+        self._check_name(name, "parameter")
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
         """A non-trainable Tensor saved in state_dict (unless persistent=False), e.g. running_mean."""
         if tensor is not None and not isinstance(tensor, Tensor):
-            tensor = Tensor(np.asarray(tensor))
-        self.__dict__.pop(name, None)
+            if not isinstance(tensor, np.ndarray):  # torch requires a Tensor; numpy is our Tensor's data
+                raise TypeError(f"register_buffer('{name}'): expected a Tensor or None, got "
+                                f"{type(tensor).__name__}")
+            tensor = Tensor(tensor)
+        self._check_name(name, "buffer")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
             self._non_persistent_buffers.add(name)
 
-    def register_module(self, name, module):
-        self.__dict__.pop(name, None)
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module('{name}'): {type(module).__name__} is not a Module subclass")
+        self._check_name(name, "module")
         self._modules[name] = module
 
-    add_module = register_module
+    def register_module(self, name, module):
+        self.add_module(name, module)
+
+    def get_submodule(self, target):
+        """'layer1.0.conv1' -> that module; '' -> self. Raises AttributeError naming the missing part."""
+        mod = self
+        for i, part in enumerate(target.split(".") if target else []):
+            child = mod._modules.get(part) if isinstance(mod, Module) else None
+            if child is None:
+                path = ".".join(target.split(".")[:i]) or type(self).__name__
+                raise AttributeError(f"{path} has no submodule `{part}` (looking up '{target}')")
+            mod = child
+        return mod
+
+    def _get_leaf(self, target, table, what):
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in getattr(mod, table):
+            raise AttributeError(f"{type(mod).__name__} has no {what} `{name}` (looking up '{target}')")
+        return getattr(mod, table)[name]
+
+    def get_parameter(self, target):
+        return self._get_leaf(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        return self._get_leaf(target, "_buffers", "buffer")
 
     # ---- traversal -----------------------------------------------------------------------------
 
-    def named_modules(self, prefix="", memo=None):
-        memo = set() if memo is None else memo
-        if id(self) in memo:
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        if memo is None:
+            memo = set()
+        if self in memo:
             return
-        memo.add(id(self))
+        if remove_duplicate:
+            memo.add(self)
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        seen = set()
         for name, child in self._modules.items():
-            if child is not None:
+            if child is not None and child not in seen:
+                seen.add(child)
                 yield name, child
 
     def children(self):
         for _, child in self.named_children():
             yield child
 
-    def _named_members(self, table, prefix="", recurse=True):
+    def _named_members(self, table, prefix, recurse, remove_duplicate):
         seen = set()  # a shared parameter is yielded once, under its first name
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) \
+            if recurse else [(prefix, self)]
         for mod_prefix, module in modules:
             for name, value in getattr(module, table).items():
-                if value is None or id(value) in seen:
+                if value is None or (remove_duplicate and id(value) in seen):
                     continue
                 seen.add(id(value))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True):
-        yield from self._named_members("_parameters", prefix, recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
-        yield from self._named_members("_buffers", prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         for _, b in self.named_buffers(recurse=recurse):
@@ -160,59 +239,67 @@ class Module:
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def state_dict(self, prefix=""):
-        """OrderedDict of name -> numpy copy: parameters and persistent buffers, module by module."""
-        out = OrderedDict()
-        for mod_prefix, module in self.named_modules(prefix.rstrip(".")):
-            p = f"{mod_prefix}." if mod_prefix else ""
-            for name, param in module._parameters.items():
-                if param is not None:
-                    out[p + name] = param.data.copy()
-            for name, buf in module._buffers.items():
-                if buf is not None and name not in module._non_persistent_buffers:
-                    out[p + name] = np.array(_data(buf), copy=True)
+    def _state_items(self, prefix=""):
+        """(key, tensor) of parameters and persistent buffers; like torch, a module shared under
+        two names appears under both."""
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield prefix + name, param
+        for name, buf in self._buffers.items():
+            if buf is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, buf
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
+
+    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
+        """OrderedDict name -> tensor sharing the parameter's storage (detached unless keep_vars)."""
+        out = OrderedDict() if destination is None else destination
+        for key, t in self._state_items(prefix):
+            out[key] = t if keep_vars else t.detach()
         return out
 
-    def _state_tensors(self):
-        out = OrderedDict()
-        for mod_prefix, module in self.named_modules():
-            p = f"{mod_prefix}." if mod_prefix else ""
-            for name, param in module._parameters.items():
-                if param is not None:
-                    out[p + name] = param
-            for name, buf in module._buffers.items():
-                if buf is not None and name not in module._non_persistent_buffers:
-                    out[p + name] = buf
-        return out
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the existing parameters/buffers in place (keeps optimizer references).
-        Accepts numpy arrays, distbp Tensors or anything np.asarray understands (torch tensors
-        after .numpy()). Returns (missing_keys, unexpected_keys) like torch."""
-        own = self._state_tensors()
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values into the existing parameters/buffers in place (optimizer references stay
+        valid), or with assign=True make them use the given arrays. Values may be distbp Tensors,
+        numpy arrays or torch tensors. Returns (missing_keys, unexpected_keys) like torch."""
+        own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and missing:
-            raise KeyError(f"load_state_dict: missing key '{missing[0]}' "
-                           f"({len(missing)} missing in total) for {type(self).__name__}")
-        if strict and unexpected:
-            raise KeyError(f"load_state_dict: unexpected key '{unexpected[0]}' "
-                           f"({len(unexpected)} unexpected in total) for {type(self).__name__}")
+        errors = []
+        for key, target in own.items():
+            if key in state_dict:
+                value = state_dict[key]
+                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                if value.shape != target.data.shape:
+                    errors.append(f"size mismatch for '{key}': checkpoint has shape {value.shape}, "
+                                  f"model has shape {target.data.shape}")
+        if strict:
+            errors += [f"missing key(s) {', '.join(map(repr, missing))}"] if missing else []
+            errors += [f"unexpected key(s) {', '.join(map(repr, unexpected))}"] if unexpected else []
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: "
+                               + "; ".join(errors))
         for key, target in own.items():
             if key not in state_dict:
                 continue
-            value = np.asarray(_data(state_dict[key]))
-            if value.shape != target.data.shape:
-                raise ValueError(f"load_state_dict: size mismatch for '{key}': checkpoint has shape "
-                                 f"{value.shape}, model has shape {target.data.shape}")
-            target.data[...] = value
-        return missing, unexpected
+            value = state_dict[key]
+            value = value.data if isinstance(value, Tensor) else np.asarray(value)
+            if assign:
+                target.data = value if value.dtype == target.data.dtype else \
+                    value.astype(target.data.dtype)
+            else:
+                target.data[...] = value
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- modes, grads, dtype ---------------------------------------------------------------------
 
     def train(self, mode=True):
-        for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        object.__setattr__(self, "training", mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -220,7 +307,7 @@ class Module:
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none=True):
@@ -238,138 +325,67 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype):
-        """Convert parameters and floating-point buffers to `dtype` (objects keep their identity)."""
-        dtype = np.dtype(dtype)
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype), to(tensor): floating-point parameters and
+        buffers take the dtype in place (the objects keep their identity); 'cpu' is a no-op."""
+        dtype, _ = dtypes.parse_to(*args, **kwargs)
+        if dtype is None:
+            return self
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
         for m in self.modules():
-            for p in m._parameters.values():
-                if p is not None:
-                    p.data = p.data.astype(dtype, copy=False)
-                    if p.grad is not None:
-                        p.grad = p.grad.astype(dtype, copy=False)
-            for b in m._buffers.values():
-                if b is not None and np.issubdtype(b.data.dtype, np.floating):
-                    b.data = b.data.astype(dtype, copy=False)
+            for t in list(m._parameters.values()) + list(m._buffers.values()):
+                if t is not None and t.data.dtype.kind == "f":
+                    t.data = t.data.astype(dtype, copy=False)
+                    if t.grad is not None:
+                        t.grad = t.grad.astype(dtype, copy=False)
         return self
 
     def double(self):
-        return self.to(np.float64)
+        return self.to(dtypes.float64)
 
     def float(self):
-        return self.to(np.float32)
+        return self.to(dtypes.float32)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        raise RuntimeError(f"{type(self).__name__}.cuda(): distbp computes on the CPU only; use "
+                           f".to('cpu') or drop the call")
+
+    def type(self, dst_type):
+        return self.to(dst_type)
 
     # ---- printing --------------------------------------------------------------------------------
 
     def extra_repr(self):
         return ""
 
+    def _get_name(self):
+        return type(self).__name__
+
     def __repr__(self):
-        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
-                 for name, child in self._modules.items()]
         extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        head = f"{type(self).__name__}(" + (extra + "\n  " if extra else "\n  ")
-        return head + "\n  ".join(lines) + "\n)"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): {_addindent(repr(child), 2)}"
+                       for name, child in self._modules.items()]
+        lines = extra_lines + child_lines
+        body = ""
+        if lines:
+            body = extra_lines[0] if len(extra_lines) == 1 and not child_lines else \
+                "\n  " + "\n  ".join(lines) + "\n"
+        return f"{self._get_name()}({body})"
 
     def __dir__(self):
         return list(super().__dir__()) + list(self._parameters) + list(self._buffers) + \
             list(self._modules)
 
 
-class Sequential(Module):
-    """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module)); children named '0', '1'..."""
-
-    def __init__(self, *args):
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], (dict, OrderedDict)):
-            for name, m in args[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(args):
-                self.add_module(str(i), m)
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def __getitem__(self, idx):
-        mods = list(self._modules.values())
-        if isinstance(idx, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[idx]))
-        return mods[idx]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-
-class ModuleList(Module):
-    def __init__(self, modules=()):
-        super().__init__()
-        for m in modules:
-            self.append(m)
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules):
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, idx):
-        mods = list(self._modules.values())
-        return ModuleList(mods[idx]) if isinstance(idx, slice) else mods[idx]
-
-    def __setitem__(self, idx, module):
-        key = list(self._modules)[idx]
-        self.add_module(key, module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
-class ModuleDict(Module):
-    def __init__(self, modules=None):
-        super().__init__()
-        for name, m in (modules or {}).items():
-            self[name] = m
-
-    def __getitem__(self, name):
-        return self._modules[name]
-
-    def __setitem__(self, name, module):
-        self.add_module(name, module)
-
-    def __delitem__(self, name):
-        del self._modules[name]
-
-    def __contains__(self, name):
-        return name in self._modules
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def keys(self):
-        return self._modules.keys()
-
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()
+# the containers are defined next to Module in torch.nn.modules.container; re-exported here for
+# code that imported them from distbp.nn.module
+from distbp.nn.container import (ModuleDict, ModuleList, ParameterDict, ParameterList,  # noqa: E402,F401
+                                 Sequential)

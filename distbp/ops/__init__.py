@@ -13,6 +13,8 @@ Add a primitive only when composing would be slow or numerically poor.
     pointwise.py    Pointwise (one table of activation rules: elu, softplus, mish, hardswish ...)
     attention.py    ScaledDotProductAttention
     padding.py      ConstantPad
+    index.py        SetItem
+    math.py         Sin Cos Cumsum
 """
 
 REGISTRY = {}
@@ -28,3 +30,4 @@ def primitive(cls):
 
 from distbp.ops import elementwise, linalg, movement, nn, reduce  # noqa: E402,F401  (fills REGISTRY)
 from distbp.ops import attention, conv, padding, pointwise  # noqa: E402,F401
+from distbp.ops import index, math  # noqa: E402,F401

@@ -9,6 +9,8 @@ from bisect import bisect_right
 
 
 class LRScheduler:
+    _chained = False  # set by ChainedScheduler: apply this schedule's step-to-step ratio instead
+
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
@@ -28,20 +30,34 @@ class LRScheduler:
         """The lr of one group at `epoch`, given its initial lr."""
         raise NotImplementedError
 
+    def _lr(self, i, epoch, base_lr):
+        return self.lr_at(epoch, base_lr)
+
     def step(self, epoch=None):
+        prev = self.last_epoch
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(self.last_epoch, base_lr)
+        for i, (group, base_lr) in enumerate(zip(self.optimizer.param_groups, self.base_lrs)):
+            target = self._lr(i, self.last_epoch, base_lr)
+            if self._chained:  # torch's recursive form: lr * f(t) / f(t - 1), with f(-1) = base_lr
+                before = self._lr(i, prev, base_lr) if prev >= 0 else base_lr
+                target = group["lr"] * target / before if before != 0 else target
+            group["lr"] = target
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def get_last_lr(self):
         return list(self._last_lr)
+
+    def get_lr(self):
+        return [self._lr(i, self.last_epoch, b) for i, b in enumerate(self.base_lrs)]
 
     def state_dict(self):
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not callable(v)}
 
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
+
+
+_LRScheduler = LRScheduler  # torch's old name
 
 
 class StepLR(LRScheduler):
@@ -85,11 +101,8 @@ class LambdaLR(LRScheduler):
             self.lr_lambdas = [lr_lambda] * n
         super().__init__(optimizer, last_epoch)
 
-    def step(self, epoch=None):
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, base_lr, fn in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
-            group["lr"] = base_lr * fn(self.last_epoch)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+    def _lr(self, i, epoch, base_lr):
+        return base_lr * self.lr_lambdas[i](epoch)
 
     def state_dict(self):
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
@@ -108,6 +121,98 @@ class LinearLR(LRScheduler):
     def lr_at(self, epoch, base_lr):
         frac = min(self.total_iters, epoch) / self.total_iters
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+
+
+class ExponentialLR(LRScheduler):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base_lr):
+        return base_lr * self.gamma ** epoch
+
+
+class ConstantLR(LRScheduler):
+    """lr * factor until total_iters, then lr."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0 <= factor <= 1:
+            raise ValueError(f"ConstantLR: factor={factor} must be in [0, 1]")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base_lr):
+        return base_lr * (self.factor if epoch < self.total_iters else 1.0)
+
+
+class PolynomialLR(LRScheduler):
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base_lr):
+        return base_lr * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+
+class MultiplicativeLR(LRScheduler):
+    """lr *= lr_lambda(epoch) at every step after the first (recursive by nature)."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        n = len(optimizer.param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(lambdas) != n:
+            raise ValueError(f"MultiplicativeLR got {len(lambdas)} lr_lambdas for {n} param groups")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, epoch=None):
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.last_epoch > 0:
+            for group, fn in zip(self.optimizer.param_groups, self.lr_lambdas):
+                group["lr"] = group["lr"] * fn(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class ChainedScheduler(LRScheduler):
+    """Steps several schedulers together; their factors multiply (torch's recursive form)."""
+
+    def __init__(self, schedulers, optimizer=None):
+        if not schedulers:
+            raise ValueError("ChainedScheduler expects at least one scheduler")
+        optimizer = optimizer or schedulers[0].optimizer
+        for i, s in enumerate(schedulers):
+            if s.optimizer is not optimizer:
+                raise ValueError(f"ChainedScheduler: scheduler {i} ({type(s).__name__}) belongs to "
+                                 "another optimizer")
+        self.optimizer, self._schedulers = optimizer, list(schedulers)
+        # redo the construction-time steps so they compose, as torch's recursive forms do
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for s in self._schedulers:
+            s._chained = True
+            for i, (group, base) in enumerate(zip(optimizer.param_groups, s.base_lrs)):
+                if not isinstance(s, MultiplicativeLR):
+                    group["lr"] *= s._lr(i, s.last_epoch, base) / base
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self):
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        for s, sd in zip(self._schedulers, state_dict.pop("_schedulers")):
+            s.load_state_dict(sd)
+        self.__dict__.update(state_dict)
 
 
 class SequentialLR(LRScheduler):
@@ -130,9 +235,7 @@ class SequentialLR(LRScheduler):
         scheduler.step(0)
         self._last_lr = scheduler.get_last_lr()
 
-    def step(self, epoch=None):
-        if epoch is not None:
-            raise ValueError("SequentialLR.step() takes no epoch")
+    def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
@@ -172,3 +275,8 @@ class WarmupCosine(LRScheduler):
             return self.min_lr
         frac = (epoch - self.warmup_steps) / (self.total_steps - self.warmup_steps)
         return self.min_lr + (base_lr - self.min_lr) * (1 + math.cos(math.pi * frac)) / 2
+
+
+# the cyclic and metric-driven schedulers live next door; `lr_scheduler.OneCycleLR` works as in torch
+from distbp.optim.lr_cycles import (CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR,  # noqa: E402,F401
+                                    ReduceLROnPlateau)

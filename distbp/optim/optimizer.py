@@ -11,12 +11,41 @@ import copy
 
 import numpy as np
 
+from distbp import autograd
+
+
+def check_flags(name, foreach=None, fused=None, capturable=False, differentiable=False):
+    """torch's implementation switches: foreach/fused pick a kernel (one here, so they are
+    accepted and change nothing); capturable (CUDA graphs) and differentiable are not supported."""
+    if capturable:
+        raise ValueError(f"{name}: capturable=True is for CUDA graphs; distbp runs on the CPU")
+    if differentiable:
+        raise NotImplementedError(f"{name}: differentiable=True (autograd through step()) is not "
+                                  "supported")
+
+
+def _split_names(params):
+    """torch accepts named parameters, [(name, p), ...]: keep the names in the group."""
+    if params and isinstance(params[0], tuple) and len(params[0]) == 2 and isinstance(params[0][0], str):
+        return [p for _, p in params], [n for n, _ in params]
+    return params, None
+
+
+def _fits(shape, param_shape):
+    try:
+        return np.broadcast_shapes(shape, param_shape) == tuple(param_shape)
+    except ValueError:
+        return False
+
 
 class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}  # parameter -> dict of numpy arrays / numbers
         self.param_groups = []
+        if hasattr(params, "data") and hasattr(params, "grad"):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -25,10 +54,13 @@ class Optimizer:
         for group in params:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
-        group = dict(group)
+    def add_param_group(self, param_group):
+        group = dict(param_group)
         ps = group["params"]
-        group["params"] = [ps] if hasattr(ps, "data") else list(ps)
+        ps = [ps] if hasattr(ps, "data") else list(ps)
+        group["params"], names = _split_names(ps)
+        if names is not None:
+            group["param_names"] = names
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -52,8 +84,27 @@ class Optimizer:
                 else:
                     p.grad.fill(0)
 
-    def step(self):
-        raise NotImplementedError
+    def step(self, closure=None):
+        """Run `closure` (which recomputes the loss) under grad mode, then update; returns its loss."""
+        loss = None
+        if closure is not None:
+            with autograd.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update_group(group)
+        return loss
+
+    def _update_group(self, group):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _update_group")
+
+    def _grads(self, group):
+        """(param, grad, state) for each parameter of the group that has a grad; the grad is
+        negated under maximize=True. Parameters without a grad are skipped (torch leaves them)."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = -p.grad if group.get("maximize") else p.grad
+            yield p, g, self.state.setdefault(p, {})
 
     # ---- serialisation -------------------------------------------------------------------------
 
@@ -92,7 +143,7 @@ class Optimizer:
             self.state[p] = {}
             for name, value in s.items():
                 if isinstance(value, np.ndarray):
-                    if value.shape != p.data.shape:
+                    if not _fits(value.shape, p.data.shape):  # Adafactor's row/col factors broadcast
                         raise ValueError(f"optimizer state '{name}' of parameter {key} has shape "
                                          f"{value.shape}, parameter has shape {p.data.shape}")
                     value = value.astype(p.data.dtype, copy=True)

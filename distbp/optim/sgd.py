@@ -8,12 +8,13 @@
 """
 import numpy as np
 
-from distbp.optim.optimizer import Optimizer
+from distbp.optim.optimizer import Optimizer, check_flags
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, maximize=False):
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        check_flags("SGD", foreach, fused, False, differentiable)
         if lr < 0:
             raise ValueError(f"SGD: invalid lr={lr}, must be >= 0")
         if momentum < 0:
@@ -26,29 +27,22 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize))
 
-    def step(self):
-        for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-            wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                if maximize:
-                    g = -g
-                if wd != 0:
-                    g = g + wd * p.data
-                if momentum != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+    def _update_group(self, group):
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        wd, nesterov = group["weight_decay"], group["nesterov"]
+        for p, g, state in self._grads(group):
+            if wd != 0:
+                g = g + wd * p.data
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+                else:
+                    buf *= momentum
+                    if dampening == 0:
+                        buf += g
                     else:
-                        buf *= momentum
-                        if dampening == 0:
-                            buf += g
-                        else:
-                            buf += (1 - dampening) * g
-                    g = g + momentum * buf if nesterov else buf
-                # in place: keeps views of p.data (flat buckets, tied weights) valid
-                p.data -= lr * g
+                        buf += (1 - dampening) * g
+                g = g + momentum * buf if nesterov else buf
+            # in place: keeps views of p.data (flat buckets, tied weights) valid
+            p.data -= lr * g

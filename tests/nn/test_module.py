@@ -68,22 +68,43 @@ def test_default_dtype_and_conversion():
     assert nn.Linear(2, 3, dtype=np.float64).weight.data.dtype == np.float64
 
 
-def test_state_dict_round_trip_is_a_copy():
+def test_state_dict_shares_storage_like_torch():
     a, b = Net(), Net()
     sd = a.state_dict()
     assert isinstance(sd, OrderedDict) and "cache" not in sd
-    sd["head.weight"][...] = 5  # a copy: the model is unchanged
-    assert not (a.head.weight.data == 5).any()
+    assert all(isinstance(v, Tensor) and not v.requires_grad for v in sd.values())
+    sd["head.weight"].copy_(distbp.full((3, 8), 5.0))  # torch: writes into the model
+    assert (a.head.weight.data == 5).all()
+    assert a.state_dict(keep_vars=True)["head.weight"] is a.head.weight
+    assert list(a.state_dict(prefix="m.")) == ["m." + k for k in sd]
     weight = b.head.weight
     b.load_state_dict(a.state_dict())
     assert b.head.weight is weight  # loaded in place
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(v, b.state_dict()[k])
+    fresh = np.zeros((3, 8), dtype=np.float32)
+    b.load_state_dict({**a.state_dict(), "head.weight": fresh}, assign=True)
+    assert b.head.weight.data is fresh and b.head.weight is weight
+
+
+def test_shared_module_appears_under_both_names_like_torch():
+    lin = nn.Linear(2, 2)
+    ours = nn.Sequential(lin, nn.ReLU(), lin)
+    tlin = torch.nn.Linear(2, 2)
+    theirs = torch.nn.Sequential(tlin, torch.nn.ReLU(), tlin)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert [n for n, _ in ours.named_modules(remove_duplicate=False)] == \
+        [n for n, _ in theirs.named_modules(remove_duplicate=False)]
+    assert [n for n, _ in ours.named_parameters(remove_duplicate=False)] == \
+        [n for n, _ in theirs.named_parameters(remove_duplicate=False)]
+    assert [n for n, _ in ours.named_modules(None, "net")] == \
+        [n for n, _ in theirs.named_modules(None, "net")]
 
 
 def test_state_dict_loads_into_torch_and_back():
     ours, theirs = Net(), TorchNet()
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
     back = Net()
     back.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     for k, v in ours.state_dict().items():
@@ -94,15 +115,16 @@ def test_load_state_dict_errors_name_the_key():
     net = Net()
     sd = net.state_dict()
     missing = OrderedDict((k, v) for k, v in sd.items() if k != "head.bias")
-    with pytest.raises(KeyError, match="missing key 'head.bias'"):
+    with pytest.raises(RuntimeError, match="for Net: missing key.s. 'head.bias'"):
         net.load_state_dict(missing)
-    with pytest.raises(KeyError, match="unexpected key 'head.extra'"):
+    with pytest.raises(RuntimeError, match="unexpected key.s. 'head.extra'"):
         net.load_state_dict({**sd, "head.extra": np.zeros(1)})
-    with pytest.raises(ValueError, match=r"'head.weight': checkpoint has shape \(3, 9\), model has "
-                                         r"shape \(3, 8\)"):
-        net.load_state_dict({**sd, "head.weight": np.zeros((3, 9))})
+    with pytest.raises(RuntimeError, match=r"'head.weight': checkpoint has shape \(3, 9\), model "
+                                           r"has shape \(3, 8\)"):
+        net.load_state_dict({**sd, "head.weight": np.zeros((3, 9))}, strict=False)
     result = net.load_state_dict(missing, strict=False)
-    assert result == (["head.bias"], [])
+    assert result == (["head.bias"], []) and result.missing_keys == ["head.bias"]
+    assert result.unexpected_keys == []
 
 
 def test_train_eval_apply_zero_grad():

@@ -9,7 +9,7 @@ from distbp.tensor import Tensor
 def copy_weights(ours, theirs):
     """Load our state_dict into the torch module (key for key) and make it float64."""
     theirs.double()
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
     return theirs
 
 
