@@ -4,10 +4,11 @@ One file per family; this file only re-exports. Primitives (own backward, in dis
 conv2d/conv_transpose2d/unfold/fold, pooling, batch_norm, layer_norm, log_softmax/softmax, the
 pointwise activations, scaled_dot_product_attention, constant pad. Everything else is composed.
 """
-from .activation import (celu, elu, gelu, get_activation, glu, gumbel_softmax, hardshrink,
-                         hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid,
-                         mish, prelu, relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin,
-                         softplus, softshrink, softsign, tanh, tanhshrink, threshold)
+from .activation import (celu, celu_, elu, elu_, gelu, get_activation, glu, gumbel_softmax,
+                         hardshrink, hardsigmoid, hardswish, hardtanh, hardtanh_, leaky_relu,
+                         leaky_relu_, log_softmax, logsigmoid, mish, prelu, relu, relu6, relu_,
+                         rrelu, rrelu_, selu, selu_, sigmoid, silu, softmax, softmin, softplus,
+                         softshrink, softsign, tanh, tanhshrink, threshold, threshold_)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .conv import (bilinear, conv1d, conv2d, conv_transpose1d, conv_transpose2d, fold, linear,
                    unfold)
