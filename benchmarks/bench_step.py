@@ -3,6 +3,7 @@ in PyTorch CPU and, for the MLP, in hand-written numpy. Prints a markdown table.
 
     python benchmarks/bench_step.py                      # 1 thread, 100 reps per contender
     python benchmarks/bench_step.py --threads 2 --reps 200 --out benchmarks/results/step.md
+    python benchmarks/bench_step.py --cases gpt,resnet --threads 1,2 --reps 20   # both counts, one run
 
 Models (float32, random data, lr 0.01, momentum 0.9):
   mlp     784-512-512-10, ReLU                              batch 128, and batch 8
@@ -243,26 +244,37 @@ CASES = {  # name: (label, model, batch, contenders)
 
 def limit_threads(n):
     """Same thread count everywhere: torch's intra-op pool and numpy's BLAS."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(n)
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+    if _CONTROLLER is None:  # inspecting the loaded libraries once; limit() is then cheap
+        _CONTROLLER = ThreadpoolController()
+    _CONTROLLER.limit(limits=n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
 
 
+_CONTROLLER = None
+
+
 # ---------------------------------------------------------------- timing
 
-def time_case(model, batch, contenders, reps, warmup):
-    """Median wall and CPU (process_time) milliseconds per step of each contender. On a shared
-    host the CPU time is the steadier number: it does not count the time the process waited
-    for a core (with more than one thread it sums the threads)."""
+def time_case(model, batch, contenders, threads, reps, warmup):
+    """Median wall and CPU (process_time) milliseconds per step of each contender at `threads`.
+
+    Every repetition runs every contender once, in a rotating order, so background load hits
+    them alike. Thread counts are not mixed within a block: an OpenMP pool keeps spinning for a
+    while after a 2-thread step and would steal the core from the next 1-thread step. On a
+    shared host the CPU time is the steadier number: it does not count the time the process
+    waited for a core (with 2 threads it sums both)."""
+    limit_threads(threads)
     steps = {c: BUILDERS[c](model, batch) for c in contenders}
     for c in contenders:
         for _ in range(warmup):
             steps[c]()
     wall = {c: [] for c in contenders}
     cpu = {c: [] for c in contenders}
-    for r in range(reps):
-        k = r % len(contenders)
+    for rep in range(reps):
+        k = rep % len(contenders)
         for c in contenders[k:] + contenders[:k]:  # rotate who goes first
             t0, c0 = time.perf_counter(), time.process_time()
             steps[c]()
@@ -315,7 +327,8 @@ def versions():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="thread count, or a comma list run interleaved "
+                    "in one process (e.g. 1,2)")
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {list(CASES)}")
@@ -326,31 +339,32 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.memory_child:
         fw, model, batch = args.memory_child
-        memory_child(fw, model, int(batch), args.threads)
+        memory_child(fw, model, int(batch), int(args.threads))
         return 0
 
     import torch  # noqa: F401
-    limit_threads(args.threads)
+    threads = [int(t) for t in str(args.threads).split(",")]
     lines = [f"threads: {args.threads} (torch.set_num_threads + threadpoolctl), reps: {args.reps} "
-             f"interleaved, median ms/step; {versions()}", "",
-             "| case | contender | ms/step | distbp / this | CPU ms/step | distbp / this (CPU) "
-             "| step RSS MB | traced peak MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"interleaved contenders per thread count, median ms/step; {versions()}", "",
+             "| case | threads | contender | ms/step | distbp / this | CPU ms/step | "
+             "distbp / this (CPU) | step RSS MB | traced peak MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     unknown = [c for c in args.cases.split(",") if c not in CASES]
     if unknown:
         ap.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     for name in args.cases.split(","):
         label, model, batch, contenders = CASES[name]
-        ms, cpu = time_case(model, batch, contenders, args.reps, args.warmup)
-        for c in contenders:
-            mem = {"rss_mb": float("nan"), "traced_mb": None} if args.no_memory else \
-                measure_memory(c, model, batch, args.threads)
-            ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
-            cratio = "" if c == "distbp" else f"{cpu['distbp'] / cpu[c]:.2f}x"
-            traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
-            lines.append(f"| {label} | {c} | {ms[c]:.2f} | {ratio} | {cpu[c]:.2f} | {cratio} | "
-                         f"{mem['rss_mb']:.1f} | {traced} |")
-            print(lines[-1], flush=True)
+        for t in threads:
+            ms, cpu = time_case(model, batch, contenders, t, args.reps, args.warmup)
+            for c in contenders:
+                mem = {"rss_mb": float("nan"), "traced_mb": None} if args.no_memory else \
+                    measure_memory(c, model, batch, t)
+                ratio = "" if c == "distbp" else f"{ms['distbp'] / ms[c]:.2f}x"
+                cratio = "" if c == "distbp" else f"{cpu['distbp'] / cpu[c]:.2f}x"
+                traced = "n/a" if mem["traced_mb"] is None else f"{mem['traced_mb']:.1f}"
+                lines.append(f"| {label} | {t} | {c} | {ms[c]:.2f} | {ratio} | {cpu[c]:.2f} | "
+                             f"{cratio} | {mem['rss_mb']:.1f} | {traced} |")
+                print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)
     if args.out:

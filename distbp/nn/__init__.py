@@ -45,12 +45,16 @@ from distbp.nn.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, Gau
                             HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss,
                             MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss, PoissonNLLLoss,
                             SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
+from distbp.nn.loss import MultiLabelMarginLoss, TripletMarginWithDistanceLoss  # noqa: E402
 from distbp.nn.norm import (BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,  # noqa: E402
                             LocalResponseNorm, RMSNorm)
 from distbp.nn.padding import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,  # noqa: E402
                                ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
                                ZeroPad1d, ZeroPad2d)
+from distbp.nn.padding import (CircularPad3d, ConstantPad3d, ReflectionPad3d, ReplicationPad3d,  # noqa: E402
+                               ZeroPad3d)
 from distbp.nn.pooling import AdaptiveMaxPool1d, AdaptiveMaxPool2d, LPPool1d, LPPool2d  # noqa: E402
+from distbp.nn.pooling import AdaptiveAvgPool3d  # noqa: E402
 from distbp.nn.sparse import EmbeddingBag  # noqa: E402
 from distbp.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: E402
                                    TransformerEncoder, TransformerEncoderLayer)
@@ -73,6 +77,8 @@ __all__ += [  # nn.functional-family modules (func helper)
     "LPPool1d", "LPPool2d", "EmbeddingBag", "Transformer", "TransformerDecoder",
     "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "ChannelShuffle",
     "PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
+    "MultiLabelMarginLoss", "TripletMarginWithDistanceLoss", "CircularPad3d",
+    "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d", "ZeroPad3d", "AdaptiveAvgPool3d",
 ]
 
 from distbp.nn.lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d,  # noqa: E402

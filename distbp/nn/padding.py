@@ -1,4 +1,4 @@
-"""Padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1-D and 2-D)
+"""Padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1-D, 2-D, 3-D)
 over F.pad. `padding` is an int (all sides) or torch's tuple (left, right[, top, bottom])."""
 from distbp.nn import functional as F
 from distbp.nn.functional._utils import ntuple
@@ -36,6 +36,13 @@ class ConstantPad2d(_PadNd):
         super().__init__(padding, value)
 
 
+class ConstantPad3d(_PadNd):
+    _dims = 3
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
 class ZeroPad1d(_PadNd):
     _dims = 1
 
@@ -45,6 +52,13 @@ class ZeroPad1d(_PadNd):
 
 class ZeroPad2d(_PadNd):
     _dims = 2
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+
+class ZeroPad3d(_PadNd):
+    _dims = 3
 
     def __init__(self, padding):
         super().__init__(padding, 0.0)
@@ -77,3 +91,15 @@ class CircularPad1d(_ModePad):
 
 class CircularPad2d(_ModePad):
     _dims, _mode = 2, "circular"
+
+
+class ReflectionPad3d(_ModePad):
+    _dims, _mode = 3, "reflect"
+
+
+class ReplicationPad3d(_ModePad):
+    _dims, _mode = 3, "replicate"
+
+
+class CircularPad3d(_ModePad):
+    _dims, _mode = 3, "circular"

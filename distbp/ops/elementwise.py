@@ -6,9 +6,11 @@ from distbp.ops import primitive
 
 try:  # exact erf for gelu; scipy is optional, math.erf vectorised is the (slow, exact) fallback
     from scipy.special import erf as _erf
+    _ERF_OUT = True  # a ufunc: can write in place
 except ImportError:  # pragma: no cover
     import math
     _erf = np.vectorize(math.erf, otypes=[np.float64])
+    _ERF_OUT = False
 
 
 def _shape(x):
@@ -255,7 +257,11 @@ class Gelu(Function):
             return 0.5 * a * (1 + ctx.t)
         if approximate != "none":
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        ctx.cdf = (0.5 * (1 + _erf(a * _SQRT1_2))).astype(a.dtype, copy=False)
+        cdf = a * np.asarray(_SQRT1_2, dtype=a.dtype)   # in place from here: each temporary
+        cdf = _erf(cdf, out=cdf) if _ERF_OUT else _erf(cdf)              # of this size costs
+        cdf += 1                                                         # a pass + page faults
+        cdf *= 0.5
+        ctx.cdf = cdf.astype(a.dtype, copy=False)
         return a * ctx.cdf
 
     @staticmethod
@@ -265,4 +271,11 @@ class Gelu(Function):
             t = ctx.t
             inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * inner)
-        return g * (ctx.cdf + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
+        d = a * a                                      # d/da [a Phi(a)] = Phi(a) + a phi(a)
+        d *= -0.5
+        np.exp(d, out=d)
+        d *= np.asarray(_INV_SQRT_2PI, dtype=d.dtype)
+        d *= a
+        d += ctx.cdf
+        d *= g
+        return d

@@ -168,15 +168,28 @@ class AvgPool2d(Function):
 
 # ---------------------------------------------------------------- normalisation
 
+def _rows(x):
+    """(N, C, *) -> (M, C) with M = N * prod(*): a view when x is channels-last in memory
+    (conv outputs are), so per-channel sums are one GEMV and broadcasts run along rows."""
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _unrows(a, shape):
+    """(M, C) -> the (N, C, *) view of it."""
+    return np.moveaxis(a.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],)), -1, 1)
+
+
 @primitive
 class BatchNorm(Function):
-    """Batch norm over (N, C), (N, C, L) or (N, C, H, W), statistics per channel C.
+    """Batch norm over (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), statistics per channel.
 
+    Computed on the (M, C) row matrix of the input (see _rows): sums are GEMVs with a ones vector.
     `allreduce` (None or a callable summing a numpy array in place across replicas and returning
     it) turns this into sync batch-norm: forward all-reduces [sum, sum of squares, count] once,
     backward all-reduces [sum(dy), sum(dy * xhat)] once, so statistics are over the global batch.
-    The sums are taken around a shift (the running mean, identical on every replica) to keep
-    E[x^2] - E[x]^2 from cancelling. weight/bias grads stay local sums (the reducer averages them).
+    Those sums are taken around a shift (the running mean, identical on every replica) to keep
+    E[x^2] - E[x]^2 from cancelling; without allreduce the variance is the two-pass one.
+    weight/bias grads stay local sums (the reducer averages them).
     """
 
     @staticmethod
@@ -185,27 +198,38 @@ class BatchNorm(Function):
         if x.ndim < 2:
             raise ValueError(f"batch_norm: expected input (N, C, ...) got shape {x.shape}")
         c = x.shape[1]
-        axes = (0,) + tuple(range(2, x.ndim))
-        bshape = (1, c) + (1,) * (x.ndim - 2)                      # broadcasts per channel
         for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
             if p is not None and np.shape(p) != (c,):
                 raise ValueError(f"batch_norm: {name} of shape {np.shape(p)} does not match "
                                  f"{c} channels of input {x.shape}")
+        x2 = _rows(x)
+        ones = np.ones(x2.shape[0], dtype=x.dtype)
+        m = None
         if training:
-            shift = (running_mean if running_mean is not None else np.zeros(c, x.dtype)).reshape(bshape)
-            xs = x - shift
-            count = x.size // c
-            stats = np.concatenate([xs.sum(axes), (xs * xs).sum(axes), [count]]).astype(x.dtype)
-            if allreduce is not None:
+            if allreduce is None:
+                m = x2.shape[0]
+                if m <= 1 and running_var is not None:
+                    raise ValueError(f"batch_norm: training needs more than 1 value per channel, "
+                                     f"got input shape {x.shape}")
+                mean = (ones @ x2) / m
+                xc = x2 - mean
+                var = (ones @ (xc * xc)) / m
+            else:
+                shift = running_mean if running_mean is not None else np.zeros(c, x.dtype)
+                xs = x2 - shift
+                stats = np.concatenate([ones @ xs, ones @ (xs * xs),
+                                        [x2.shape[0]]]).astype(x.dtype)
                 stats = allreduce(stats)
-            m = stats[-1]
-            if m <= 1 and running_var is not None:
-                raise ValueError(f"batch_norm: training needs more than 1 value per channel, "
-                                 f"got input shape {x.shape}")
-            dmean = stats[:c] / m
-            var = np.maximum(stats[c:2 * c] / m - dmean * dmean, 0)
-            mean = shift.reshape(c) + dmean
+                m = stats[-1]
+                if m <= 1 and running_var is not None:
+                    raise ValueError(f"batch_norm: training needs more than 1 value per channel, "
+                                     f"got input shape {x.shape}")
+                dmean = stats[:c] / m
+                var = np.maximum(stats[c:2 * c] / m - dmean * dmean, 0)
+                mean = shift + dmean
+                xc = xs
+                xc -= dmean
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -213,36 +237,41 @@ class BatchNorm(Function):
                 running_var *= 1 - momentum
                 running_var += momentum * var * (m / (m - 1))
         else:
-            mean, var, m = running_mean, running_var, None
+            mean, var = running_mean, running_var
+            xc = x2 - mean
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        xhat = (x - mean.reshape(bshape)) * invstd.reshape(bshape)
-        ctx.xhat, ctx.invstd, ctx.weight, ctx.m = xhat, invstd, weight, m
-        ctx.axes, ctx.bshape, ctx.allreduce, ctx.training = axes, bshape, allreduce, training
-        out = xhat * weight.reshape(bshape) if weight is not None else xhat.copy()
+        xhat = xc
+        xhat *= invstd
+        ctx.xhat, ctx.invstd, ctx.weight, ctx.m, ctx.ones = xhat, invstd, weight, m, ones
+        ctx.allreduce, ctx.training, ctx.shape = allreduce, training, x.shape
+        out = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
-            out += bias.reshape(bshape)
-        return out
+            out += bias
+        return _unrows(out, x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, invstd, w, axes, bshape = ctx.xhat, ctx.invstd, ctx.weight, ctx.axes, ctx.bshape
+        xhat, invstd, w, ones = ctx.xhat, ctx.invstd, ctx.weight, ctx.ones
         need = ctx.needs_input_grad
         c = invstd.shape[0]
-        sum_dy = g.sum(axes)
-        sum_dy_xhat = (g * xhat).sum(axes)
+        g2 = _rows(g)
+        sum_dy = ones @ g2
+        sum_dy_xhat = ones @ (g2 * xhat)
         gw = sum_dy_xhat if need[1] else None
         gb = sum_dy if need[2] else None
         scale = invstd if w is None else invstd * w
         if not ctx.training:
-            gx = g * scale.reshape(bshape)
-            return gx, gw, gb
+            return _unrows(g2 * scale, ctx.shape), gw, gb
         sums = np.concatenate([sum_dy, sum_dy_xhat])
         if ctx.allreduce is not None:  # called even if x needs no grad: every replica must join
             sums = ctx.allreduce(sums.copy())
-        gsum, gsum_xhat = sums[:c].reshape(bshape), sums[c:].reshape(bshape)
         gx = None
         if need[0]:
-            gx = (scale / ctx.m).reshape(bshape) * (ctx.m * g - gsum - xhat * gsum_xhat)
+            k = scale / ctx.m
+            gx = g2 * scale
+            gx -= k * sums[:c]
+            gx -= xhat * (k * sums[c:])
+            gx = _unrows(gx, ctx.shape)
         return gx, gw, gb
 
 

@@ -81,6 +81,10 @@ POOL = [
     ("adaptive_max_pool2d_even", lambda m, x: m.F.adaptive_max_pool2d(x, 2, return_indices=True), (1, 2, 4, 6)),
     ("adaptive_max_pool2d_indices", lambda m, x: m.F.adaptive_max_pool2d(x, 3, return_indices=True), (1, 2, 5, 7)),
     ("adaptive_max_pool1d", lambda m, x: m.F.adaptive_max_pool1d(x, 3), (2, 3, 8)),
+    ("adaptive_avg_pool3d", lambda m, x: m.F.adaptive_avg_pool3d(x, (2, 3, 1)), (1, 2, 3, 5, 4)),
+    ("max_pool2d_with_indices", lambda m, x: m.F.max_pool2d_with_indices(x, 3, 2, 1), (1, 2, 6, 5)),
+    ("adaptive_max_pool2d_with_indices", lambda m, x: m.F.adaptive_max_pool2d_with_indices(x, (2, 3)), (1, 2, 5, 7)),
+    ("pad_reflect_3d", lambda m, x: m.F.pad(x, (1, 1, 2, 0, 1, 2), mode="reflect"), (1, 1, 3, 4, 3)),
 ]
 
 NORM = [
@@ -139,6 +143,9 @@ LOSS = [
     ("multilabel_soft_margin", lambda m, x, w: m.F.multilabel_soft_margin_loss(x, m.tensor(TARGET01.array.round()), w), (3, 4), W4),
     ("multi_margin", lambda m, x: m.F.multi_margin_loss(x, m.tensor([0, 3, 1])), (3, 4)),
     ("multi_margin_p2_weight", lambda m, x, w: m.F.multi_margin_loss(x, m.tensor([0, 3, 1]), p=2, margin=0.5, weight=w), (3, 4), W4),
+    ("multilabel_margin", lambda m, x: m.F.multilabel_margin_loss(x, m.tensor([[3, 0, -1, 1], [1, 2, 3, -1], [0, 0, -1, 2]])), (3, 4)),
+    ("triplet_margin_with_distance", lambda m, a, p, n: m.F.triplet_margin_with_distance_loss(a, p, n, margin=0.3, swap=True), (4, 3), (4, 3), (4, 3)),
+    ("triplet_margin_with_cosine", lambda m, a, p, n: m.F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - m.F.cosine_similarity(x, y)), (4, 3), (4, 3), (4, 3)),
     ("triplet_margin", lambda m, a, p, n: m.F.triplet_margin_loss(a, p, n), (4, 3), (4, 3), (4, 3)),
     ("triplet_margin_swap_p1", lambda m, a, p, n: m.F.triplet_margin_loss(a, p, n, 0.5, p=1, swap=True), (4, 3), (4, 3), (4, 3)),
 ]
@@ -148,6 +155,7 @@ MISC = [
     ("pad_negative", lambda m, x: m.F.pad(x, (-1, 2, 1, -2)), (2, 5, 4)),
     ("pad_reflect", lambda m, x: m.F.pad(x, (2, 1, 1, 2), mode="reflect"), (1, 2, 4, 5)),
     ("pad_reflect_1d", lambda m, x: m.F.pad(x, (3, 2), mode="reflect"), (2, 3, 5)),
+    ("pad_reflect_full", lambda m, x: m.F.pad(x, (2, 2), mode="reflect"), (2, 3, 3)),
     ("pad_replicate", lambda m, x: m.F.pad(x, (2, 1, 0, 3), mode="replicate"), (1, 2, 3, 4)),
     ("pad_circular", lambda m, x: m.F.pad(x, (2, 1, 1, 3), mode="circular"), (1, 2, 3, 4)),
     ("pad_circular_negative", lambda m, x: m.F.pad(x, (-1, 2), mode="circular"), (1, 2, 5)),

@@ -268,7 +268,7 @@ NEW_ACTIVATIONS = [
     (nn.ELU(0.5), torch.nn.ELU(0.5)), (nn.SELU(), torch.nn.SELU()), (nn.CELU(2.0), torch.nn.CELU(2.0)),
     (nn.Softplus(2, 1), torch.nn.Softplus(2, 1)), (nn.Mish(), torch.nn.Mish()), (nn.SiLU(), torch.nn.SiLU()),
     (nn.Hardswish(), torch.nn.Hardswish()), (nn.Hardsigmoid(), torch.nn.Hardsigmoid()),
-    (nn.ReLU6(inplace=True), torch.nn.ReLU6()), (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
+    (nn.ReLU6(), torch.nn.ReLU6()), (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
     (nn.GLU(1), torch.nn.GLU(1)), (nn.LogSigmoid(), torch.nn.LogSigmoid()),
     (nn.Hardtanh(-0.5, 0.5), torch.nn.Hardtanh(-0.5, 0.5)), (nn.Softsign(), torch.nn.Softsign()),
     (nn.Tanhshrink(), torch.nn.Tanhshrink()), (nn.Softmin(1), torch.nn.Softmin(1)),
@@ -463,3 +463,35 @@ def test_embedding_bag_matches_torch():
         copy_weights(ours.double(), theirs)
         y, ty = ours(Tensor(ids), Tensor(offsets)), theirs(torch.tensor(ids), torch.tensor(offsets))
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,args", [("relu_", ()), ("elu_", (0.5,)), ("celu_", (2.0,)), ("selu_", ()),
+                                       ("leaky_relu_", (0.2,)), ("hardtanh_", (-0.5, 0.5)),
+                                       ("threshold_", (0.1, -1.0)), ("rrelu_", ())])
+def test_inplace_functional_variants_match_torch(name, args):
+    """Written into the input (the same object) and differentiable through the rebased graph, like
+    torch; outside a graph the storage itself is overwritten (views see it)."""
+    x = randn(3, 4)
+    a, ta = Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
+    b, tb = a * 1.5, ta * 1.5                       # a non-leaf, as torch requires
+    out, tout = getattr(nn.functional, name)(b, *args), getattr(torch.nn.functional, name)(tb, *args)
+    assert out is b
+    np.testing.assert_allclose(b.data, tb.detach().numpy(), rtol=1e-12)
+    out.sum().backward(), tout.sum().backward()
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-12)
+    c = Tensor(x.copy())
+    storage = c.data
+    getattr(nn.functional, name)(c, *args)
+    np.testing.assert_allclose(storage, tb.detach().numpy() / 1.5 if name == "relu_" else c.data)
+
+
+def test_inplace_modules_overwrite_and_leaf_rule():
+    x = Tensor(randn(3, 4))
+    for m in (nn.ReLU(inplace=True), nn.LeakyReLU(0.1, inplace=True), nn.Hardtanh(inplace=True),
+              nn.SiLU(inplace=True), nn.Dropout(0.5, inplace=True)):
+        y = x.clone()
+        assert m(y) is y
+    np.testing.assert_array_equal(nn.ReLU(inplace=True)(x).data, np.maximum(x.data, 0))
+    leaf = Tensor(randn(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        nn.functional.relu(leaf, inplace=True)

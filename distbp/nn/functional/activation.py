@@ -2,8 +2,9 @@
 
 Pointwise ones run as one `Pointwise` primitive each (distbp/ops/pointwise.py: a table of forward
 and derivative rules); glu, prelu, rrelu, softmin and gumbel_softmax are composed.
-`inplace=True` is accepted and computes out of place: the result is the same tensor values, but
-the input is not overwritten (distbp has no in-place autograd).
+`inplace=True` and the trailing-underscore variants (relu_, elu_, ...) overwrite the input with
+torch's rules (Tensor._write: a tensor inside a graph is rebased onto the result's node, a leaf
+that requires grad raises) and return it.
 """
 import warnings
 
@@ -22,28 +23,33 @@ def _pw(op, input, **options):
     return Pointwise.apply(input, op=op, **options)
 
 
+def _inplace(input, inplace, fn):
+    """fn(input), written into input when inplace (torch's in-place rules, see Tensor._write)."""
+    return input._write(fn) if inplace else fn(input)
+
+
 # ---------------------------------------------------------------- rectifiers
 
 def relu(input, inplace=False):
-    return E.Relu.apply(input)
+    return _inplace(input, inplace, E.Relu.apply)
 
 
 def relu6(input, inplace=False):
-    return _pw("hardtanh", input, min_val=0.0, max_val=6.0)
+    return _inplace(input, inplace, lambda x: _pw("hardtanh", x, min_val=0.0, max_val=6.0))
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _pw("leaky_relu", input, negative_slope=negative_slope)
+    return _inplace(input, inplace, lambda x: _pw("leaky_relu", x, negative_slope=negative_slope))
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val {min_val} cannot be greater than max_val {max_val}")
-    return _pw("hardtanh", input, min_val=min_val, max_val=max_val)
+    return _inplace(input, inplace, lambda x: _pw("hardtanh", x, min_val=min_val, max_val=max_val))
 
 
 def threshold(input, threshold, value, inplace=False):
-    return _pw("threshold", input, threshold=threshold, value=value)
+    return _inplace(input, inplace, lambda x: _pw("threshold", x, threshold=threshold, value=value))
 
 
 def hardshrink(input, lambd=0.5):
@@ -69,25 +75,61 @@ def prelu(input, weight):
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     """Randomised leaky relu: slope ~ U(lower, upper) per element in training, the mean in eval."""
     if not training:
-        return leaky_relu(input, (lower + upper) / 2)
-    slope = lower + (upper - lower) * _random.uniform_rows(input.shape, input.dtype)
-    return E.Where.apply(input.data >= 0, input, input * slope)
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+
+    def f(x):
+        slope = lower + (upper - lower) * _random.uniform_rows(x.shape, x.dtype)
+        return E.Where.apply(x.data >= 0, x, x * slope)
+    return _inplace(input, inplace, f)
+
+
+# torch's in-place spellings
+def relu_(input):
+    return relu(input, inplace=True)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, inplace=True)
+
+
+def celu_(input, alpha=1.0):
+    return celu(input, alpha, inplace=True)
+
+
+def selu_(input):
+    return selu(input, inplace=True)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def threshold_(input, threshold, value):
+    return globals()["threshold"](input, threshold, value, inplace=True)
 
 
 # ---------------------------------------------------------------- exponential family and gates
 
 def elu(input, alpha=1.0, inplace=False):
-    return _pw("elu", input, alpha=alpha)
+    return _inplace(input, inplace, lambda x: _pw("elu", x, alpha=alpha))
 
 
 def selu(input, inplace=False):
-    return _pw("selu", input)
+    return _inplace(input, inplace, lambda x: _pw("selu", x))
 
 
 def celu(input, alpha=1.0, inplace=False):
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0")
-    return _pw("celu", input, alpha=alpha)
+    return _inplace(input, inplace, lambda x: _pw("celu", x, alpha=alpha))
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -103,19 +145,19 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return _pw("silu", input)
+    return _inplace(input, inplace, lambda x: _pw("silu", x))
 
 
 def mish(input, inplace=False):
-    return _pw("mish", input)
+    return _inplace(input, inplace, lambda x: _pw("mish", x))
 
 
 def hardsigmoid(input, inplace=False):
-    return _pw("hardsigmoid", input)
+    return _inplace(input, inplace, lambda x: _pw("hardsigmoid", x))
 
 
 def hardswish(input, inplace=False):
-    return _pw("hardswish", input)
+    return _inplace(input, inplace, lambda x: _pw("hardswish", x))
 
 
 def sigmoid(input):

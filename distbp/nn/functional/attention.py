@@ -19,7 +19,7 @@ from .dropout import dropout
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None, enable_gqa=False):
+                                 *, scale=None, enable_gqa=False):
     """query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).
 
     Like torch, dropout_p is applied whenever it is > 0 (pass 0.0 in eval mode)."""

@@ -1,6 +1,7 @@
 """Dropout variants. Masks come from distbp.random.uniform_rows, so inside
 distbp.random.per_sample each sample's mask depends on its global index, not on the rank that
-holds it (world-size-invariant training). `inplace` is accepted and ignored (out of place)."""
+holds it (world-size-invariant training). inplace=True writes the result into the input with
+torch's in-place rules (Tensor._write)."""
 import numpy as np
 
 from distbp import random as _random
@@ -17,17 +18,21 @@ def _masked(input, p, shape):
     return input * mask
 
 
+def _maybe_inplace(input, inplace, fn):
+    return input._write(fn) if inplace else fn(input)
+
+
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p)."""
     _check(p, "dropout")
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    return _masked(input, p, input.shape)
+        return _maybe_inplace(input, inplace, lambda x: x * 0)
+    return _maybe_inplace(input, inplace, lambda x: _masked(x, p, x.shape))
 
 
-def _feature_dropout(input, p, training, batched_ndim, what):
+def _feature_dropout(input, p, training, batched_ndim, what, inplace=False):
     """Zero whole channels: the mask has shape (N, C, 1, ...) (or (C, 1, ...) unbatched)."""
     _check(p, what)
     if input.ndim not in (batched_ndim - 1, batched_ndim):
@@ -36,21 +41,22 @@ def _feature_dropout(input, p, training, batched_ndim, what):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
+        return _maybe_inplace(input, inplace, lambda x: x * 0)
     lead = 2 if input.ndim == batched_ndim else 1
-    return _masked(input, p, tuple(input.shape[:lead]) + (1,) * (input.ndim - lead))
+    shape = tuple(input.shape[:lead]) + (1,) * (input.ndim - lead)
+    return _maybe_inplace(input, inplace, lambda x: _masked(x, p, shape))
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
-    return _feature_dropout(input, p, training, 3, "dropout1d")
+    return _feature_dropout(input, p, training, 3, "dropout1d", inplace)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    return _feature_dropout(input, p, training, 4, "dropout2d")
+    return _feature_dropout(input, p, training, 4, "dropout2d", inplace)
 
 
 def dropout3d(input, p=0.5, training=True, inplace=False):
-    return _feature_dropout(input, p, training, 5, "dropout3d")
+    return _feature_dropout(input, p, training, 5, "dropout3d", inplace)
 
 
 _SELU_ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of selu: the value dropped units take
@@ -70,8 +76,8 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    return _alpha(input, p, input.shape)
+        return _maybe_inplace(input, inplace, lambda x: x * 0)
+    return _maybe_inplace(input, inplace, lambda x: _alpha(x, p, x.shape))
 
 
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
@@ -79,5 +85,6 @@ def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    return _alpha(input, p, tuple(input.shape[:2]) + (1,) * (input.ndim - 2))
+        return _maybe_inplace(input, inplace, lambda x: x * 0)
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    return _maybe_inplace(input, inplace, lambda x: _alpha(x, p, shape))

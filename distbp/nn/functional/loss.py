@@ -315,3 +315,40 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
         d_neg = minimum(d_neg, d_swap)
     loss = (d_pos - d_neg + margin).clamp(min=0)
     return reduce_loss(loss, reduction, "triplet_margin_loss")
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """sum over target classes j and non-target classes k of max(0, 1 - (x[j] - x[k])) / C;
+    target (N, C) holds class indices, the list ending at the first -1."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x = input.unsqueeze(0) if input.ndim == 1 else input
+    t = np.atleast_2d(data(target)).astype(np.int64)
+    if t.shape != tuple(x.shape):
+        raise ValueError(f"multilabel_margin_loss: target of shape {t.shape} must match input of "
+                         f"shape {tuple(input.shape)}")
+    n, c = x.shape
+    counts = np.zeros((n, c), dtype=x.dtype)                        # occurrences of each target
+    for i in range(n):
+        row = t[i]
+        stop = np.flatnonzero(row < 0)
+        for j in row[:stop[0] if stop.size else c]:
+            counts[i, j] += 1
+    is_target = counts > 0
+    pair = counts[:, :, None] * ~is_target[:, None, :]             # (N, j, k) weights
+    hinge = (1 - x.unsqueeze(2) + x.unsqueeze(1)).clamp(min=0)     # 1 - (x_j - x_k)
+    loss = (hinge * Tensor(pair.astype(x.dtype))).sum((1, 2)) / c
+    if input.ndim == 1:
+        loss = loss.squeeze(0)
+    return reduce_loss(loss, reduction, "multilabel_margin_loss")
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    from .distance import pairwise_distance
+    from distbp.tensor import minimum
+    dist = pairwise_distance if distance_function is None else distance_function
+    d_pos, d_neg = dist(anchor, positive), dist(anchor, negative)
+    if swap:
+        d_neg = minimum(d_neg, dist(positive, negative))
+    return reduce_loss((d_pos - d_neg + margin).clamp(min=0), reduction,
+                       "triplet_margin_with_distance_loss")

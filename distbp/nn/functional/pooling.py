@@ -17,7 +17,7 @@ def _batched(input, ndim, what):
     if input.ndim == ndim + 1:
         return input.unsqueeze(0), True
     if input.ndim != ndim + 2:
-        layout = "(N, C, L)" if ndim == 1 else "(N, C, H, W)"
+        layout = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[ndim]
         raise ValueError(f"{what}: expected input {layout} (or unbatched without N), got shape "
                          f"{tuple(input.shape)}")
     return input, False
@@ -115,23 +115,32 @@ def _avg_matrix(size, out, dtype):
     return m
 
 
-def adaptive_avg_pool2d(input, output_size):
-    x, unbatched = _batched(input, 2, "adaptive_avg_pool2d")
-    h, w = x.shape[2:]
-    ho, wo = _output_size(output_size, (h, w), "adaptive_avg_pool2d")
-    if (ho, wo) == (1, 1):
-        out = x.mean(dim=(2, 3), keepdim=True)
-    else:
-        dt = x.dtype
-        out = Tensor(_avg_matrix(h, ho, dt)) @ x @ Tensor(_avg_matrix(w, wo, dt).T)
-    return _unbatch(out, unbatched)
+def _adaptive_avg(input, output_size, dims, what):
+    """Average each spatial dim in turn: x @ A^T along the last axis (A = averaging matrix)."""
+    x, unbatched = _batched(input, dims, what)
+    spatial = tuple(x.shape[2:])
+    sizes = _output_size(output_size, spatial, what)
+    if all(s == 1 for s in sizes):
+        return _unbatch(x.mean(dim=tuple(range(2, 2 + dims)), keepdim=True), unbatched)
+    nd = x.ndim
+    for d, (n_in, n_out) in enumerate(zip(spatial, sizes), start=2):
+        if n_in == n_out:
+            continue
+        a = Tensor(_avg_matrix(n_in, n_out, x.dtype).T)               # (in, out)
+        x = x @ a if d == nd - 1 else (x.transpose(d, nd - 1) @ a).transpose(d, nd - 1)
+    return _unbatch(x, unbatched)
 
 
 def adaptive_avg_pool1d(input, output_size):
-    x, unbatched = _batched(input, 1, "adaptive_avg_pool1d")
-    (lo,) = _output_size(output_size, x.shape[2:], "adaptive_avg_pool1d")
-    out = x.mean(dim=2, keepdim=True) if lo == 1 else x @ Tensor(_avg_matrix(x.shape[2], lo, x.dtype).T)
-    return _unbatch(out, unbatched)
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
@@ -162,3 +171,22 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     out = adaptive_max_pool2d(x.unsqueeze(2), (1, lo), return_indices)
     out = tuple(o.squeeze(2) for o in out) if return_indices else out.squeeze(2)
     return _unbatch(out, unbatched)
+
+
+# torch's always-return-indices spellings
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=False):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):
+    return adaptive_max_pool2d(input, output_size, True)

@@ -32,7 +32,8 @@ def _pad_dim(x, d, before, after, mode):
             parts.append(x[_along(x.ndim, d, slice(before, 0, -1))])
         parts.append(x)
         if after:
-            parts.append(x[_along(x.ndim, d, slice(n - 2, n - 2 - after, -1))])
+            stop = n - 2 - after  # -1 would mean "the last element" to a slice: use None
+            parts.append(x[_along(x.ndim, d, slice(n - 2, stop if stop >= 0 else None, -1))])
     elif mode == "replicate":
         def edge(i, count):
             e = x[_along(x.ndim, d, slice(i, i + 1))]
