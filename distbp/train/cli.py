@@ -125,9 +125,8 @@ def main(argv):
         threads = cfg["train"]["threads"] or max(1, C.usable_cpus() // n)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS")}
-        results = C.spawn(_local_worker, n, args=(cfg, str(out), args.resume, args.trace,
-                                                  args.quiet),
-                          timeout=cfg["dist"]["timeout"], env=env)
+        results = C.spawn(_local_worker, args=(cfg, str(out), args.resume, args.trace, args.quiet),
+                          nprocs=n, timeout=cfg["dist"]["timeout"], env=env)
         summary = results[0]
     _finish(out, summary, args.trace)
     return 0
@@ -155,7 +154,7 @@ def _finish(out, summary, trace):
           ", ".join(f"{k} {summary[k]:.4g}" for k in keys) + f"; results in {out}/")
 
 
-def _local_worker(cfg, out, resume, trace, quiet):
+def _local_worker(rank, cfg, out, resume, trace, quiet):
     from distbp import comm as C
     return _worker(cfg, out, resume, trace, quiet, C.init("local", timeout=cfg["dist"]["timeout"]))
 

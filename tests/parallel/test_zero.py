@@ -44,7 +44,7 @@ def test_sharded_follows_the_unsharded_trajectory_and_checkpoints_interchange(in
         assert max_diff(params(plain), params(resumed)) < 1e-12, name
 
 
-def _zero_worker(seed, bucket_mb=0.0002):
+def _zero_worker(rank, seed, bucket_mb=0.0002):
     """2 ranks: an MLP under DDP with a sharded AdamW, against a plain AdamW on the whole batch."""
     comm = C.init("local", timeout=60)
     rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ def test_each_rank_holds_half_the_state_and_the_same_parameters(direct):
     # direct: one bucket, larger than the small-message switch (set to 64 bytes here), so the
     # gradients and parameters move through symmetric memory (symmetric.py), not the ring
     small = dict(small_bytes=64) if direct else {}
-    r0, r1 = C.spawn(_zero_worker, 2, args=(4, 0.01 if direct else 0.0002), timeout=120, **small)
+    r0, r1 = C.spawn(_zero_worker, args=(4, 0.01 if direct else 0.0002), nprocs=2, timeout=120, **small)
     assert all(r0["symmetric"]) and all(r1["symmetric"])  # the buffers come from comm.empty
     for r in (r0, r1):
         assert r["param_diff"] < 1e-12 and r["state_diff"] < 1e-12
