@@ -19,6 +19,7 @@ COMMANDS = {
     "data": ("distbp.data.cli", "prepare built-in datasets as Parquet"),
     "bench": ("distbp.comm.bench", "benchmark collectives (distbp bench allreduce)"),
     "plot": ("distbp.train.plot", "plot one or more run directories"),
+    "run": ("distbp.run", "run your own script on N processes (distbp run --nproc-per-node N x.py)"),
 }
 
 USAGE = "usage: distbp {" + ",".join(COMMANDS) + "} [--debug] ...\n\n" + "\n".join(

@@ -1,0 +1,123 @@
+"""`distbp run`: the tiny script on 2-3 local ranks, its failures named; the same bits under
+`distbp run`, `mpiexec` and `distbp run --backend ray`."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("tiny_script.py")
+MARKER = "DISTBP_TEST_RUN"
+
+
+def mpiexec():
+    path = Path(sys.executable).parent / "mpiexec"
+    return str(path) if path.exists() else shutil.which("mpiexec")
+
+
+def launch(cmd, tmp_path, timeout=120):
+    """Run cmd with a marker in its environment -> (finished Popen with .stdout/.stderr text,
+    pids still carrying the marker). /dev/shm/distbp_<launcher pid>_* must be gone."""
+    marker = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{MARKER: marker})
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdout, proc.stderr = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    assert not glob.glob(f"/dev/shm/distbp_{proc.pid}_*"), "shared memory left behind"
+    return proc, marked(marker)
+
+
+def marked(marker, seconds=5.0):
+    tag, end = f"{MARKER}={marker}".encode(), time.monotonic() + seconds
+    while True:
+        left = []
+        for d in glob.glob("/proc/[0-9]*"):
+            try:
+                if tag in Path(d, "environ").read_bytes().split(b"\0") and \
+                        Path(d, "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    left.append(int(d[6:]))
+            except OSError:
+                pass
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.1)
+
+
+def distbp_run(*flags):
+    return [sys.executable, "-m", "distbp.cli", "run", *flags]
+
+
+def test_local_ranks_get_torchruns_environment(tmp_path):
+    proc, left = launch(distbp_run("--nproc-per-node", "3", str(SCRIPT), "out.json"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = json.loads((tmp_path / "out.json").read_text())["facts"]
+    assert facts == [{"rank": r, "local_rank": r, "env_rank": str(r), "backend": "local"}
+                     for r in range(3)]
+    assert not left
+
+
+@pytest.mark.parametrize("how,says", [
+    ("raise", "rank 2 of 3 failed: ValueError: rank 2 is broken on purpose"),
+    ("exit", "rank 2 of 3 exited with code 3 during allreduce"),
+    ("kill", "rank 2 of 3 was killed by SIGKILL during allreduce"),
+    ("hang", "rank 2 of 3 stopped answering during allreduce"),
+])
+def test_local_failure_is_named(tmp_path, how, says):
+    proc, left = launch(distbp_run("--nproc-per-node", "3", "--timeout", "2", str(SCRIPT),
+                                   "out.json", "--fail", f"2:{how}"), tmp_path)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith(f"distbp run: error: {says}"), proc.stderr
+    if how == "raise":        # the rank's traceback, from the script's frame on
+        assert f'File "{SCRIPT}", line' in proc.stderr and "runpy" not in proc.stderr
+    assert not left, f"processes left running: {left}"
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_usage_errors(tmp_path, capsys, monkeypatch):
+    from distbp.cli import main
+    monkeypatch.chdir(tmp_path)
+    for flags, says in ((["--nnodes", "2"], "the local backend runs on one node"),
+                        (["--master-addr", "10.0.0.1"], "needs no rendezvous host"),
+                        (["--nproc-per-node", "0"], "--nproc-per-node '0'"),
+                        (["--backend", "ray", "--node-rank", "1"], "--node-rank")):
+        assert main(["run", *flags, str(SCRIPT), "out.json"]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["run", "missing.py"]) == 2
+    assert "distbp run: error: script 'missing.py' not found" in capsys.readouterr().err
+
+
+def same_bits(tmp_path, runs):
+    """2 ranks: a sum of two partial gradients is the same in either order, so every launcher must
+    give the same bits as `distbp run`."""
+    runs = {"local": distbp_run("--nproc-per-node", "2", str(SCRIPT), "local.json"), **runs}
+    results = {}
+    for name, cmd in runs.items():
+        proc, left = launch(cmd, tmp_path, timeout=240)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
+        assert not left, f"{name} left processes running: {left}"
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    for name, res in results.items():
+        assert [f["backend"] for f in res["facts"]] == [name] * 2
+        assert [f["local_rank"] for f in res["facts"]] == [0, 1]
+        assert res["params"] == results["local"]["params"], name
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")
+def test_same_bits_under_mpiexec(tmp_path):
+    same_bits(tmp_path, {"mpi": [mpiexec(), "-n", "2", sys.executable, str(SCRIPT), "mpi.json"]})
+
+
+@pytest.mark.slow
+def test_same_bits_on_ray(tmp_path):
+    pytest.importorskip("ray")
+    same_bits(tmp_path, {"ray": distbp_run("--backend", "ray", "--address", "local",
+                                           "--nproc-per-node", "2", str(SCRIPT), "ray.json")})
