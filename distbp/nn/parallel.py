@@ -1,8 +1,4 @@
-"""distbp.nn.parallel, as torch.nn.parallel.
-
-    from distbp.nn.parallel import DistributedDataParallel as DDP
-    model = DDP(model)              # the default process group (dist.init_process_group())
-"""
+"""distbp.nn.parallel: where torch keeps DistributedDataParallel (the code is in distbp/parallel)."""
 from distbp.parallel.ddp import DistributedDataParallel
 
 __all__ = ["DistributedDataParallel"]

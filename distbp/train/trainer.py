@@ -27,7 +27,7 @@ from distbp.parallel.zero import ZeroRedundancyOptimizer
 from distbp.train import checkpoint as ckpt
 from distbp.train.allocator import keep_heap
 from distbp.train import metrics as M
-from distbp.train.optim import build_optimizer, build_scheduler
+from distbp.train.optim import build_optimizer, build_scheduler, optimizer_class
 from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
 
@@ -83,12 +83,12 @@ class Trainer:
         if trace:
             comm.barrier()
         self.tracer = Tracer(self.rank) if trace else None
-        self.ddp = DistributedDataParallel(self.model, comm, d["bucket_mb"], self.tracer,
-                                           shard_optimizer=self.sharded)
+        # the loss is normalised by the global batch: a plain sum of the gradients
+        self.ddp = DistributedDataParallel(self.model, comm=comm, bucket_cap_mb=d["bucket_mb"],
+                                           tracer=self.tracer, grad_reduction="sum")
         if self.sharded:
-            self.optimizer = ZeroRedundancyOptimizer(
-                self.ddp.reducer, lambda shards: build_optimizer(cfg["optim"], shards),
-                list(self.model.parameters()))
+            cls, kwargs = optimizer_class(cfg["optim"])
+            self.optimizer = ZeroRedundancyOptimizer(self.model.parameters(), cls, **kwargs)
         else:
             self.optimizer = build_optimizer(cfg["optim"], self.model)
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
@@ -151,7 +151,6 @@ class Trainer:
                     tr.complete("forward", t0, t1)
                     tr.complete("backward", t1, t2)
             loss_total += float(loss.item())
-        self.ddp.finish_gradient_sync()
         return loss_total
 
     def apply_update(self, step):
@@ -166,6 +165,8 @@ class Trainer:
             coef = nn.utils.clip_coefficient(grad_norm, clip)
             if coef < 1.0:
                 for g in self.optimizer.shard_grads():
+                    if g is None:
+                        continue
                     g *= coef
         elif clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -198,7 +199,8 @@ class Trainer:
     def _grad_sq_sum(self):
         """(sum of squared gradient entries, name of the first parameter with a non-finite one)."""
         if self.sharded:    # each rank has its shard: one small all-reduce (the same bits everywhere)
-            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads() if g.size)
+            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads()
+                     if g is not None and g.size)
             sq = float(self.comm.allreduce(np.array([sq]))[0])
             if math.isfinite(sq):
                 return sq, None
