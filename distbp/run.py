@@ -5,8 +5,9 @@
     distbp run --backend ray --nproc-per-node 2 train.py   # N Ray actors; collectives through Ray
 
 The script calls `dist.init_process_group()`, which finds the world the launcher made. Each local
-rank gets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE as torchrun sets them, and
-OMP_NUM_THREADS = usable cores / N. A rank that raises, exits non-zero, is killed or stops
+rank gets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE as torchrun sets them, its BLAS
+limited to usable cores / N threads (OMP_NUM_THREADS if set), and the heap kept between steps
+(distbp/train/allocator.py, as `distbp train` does; MALLOC_* variables win). A rank that raises, exits non-zero, is killed or stops
 answering in a collective is named on one line (its traceback before it); the others are stopped,
 the shared memory is unlinked and the exit code is 1.
 """
@@ -115,7 +116,21 @@ def _from_script(traceback_text, script):
 
 def _local_rank(rank, script, argv, module):
     os.environ["RANK"] = os.environ["LOCAL_RANK"] = str(rank)
+    runtime(int(os.environ["OMP_NUM_THREADS"]))
     run_script(script, argv, module)
+
+
+def runtime(threads):
+    """What `distbp train` does for its workers. The BLAS limit is set through threadpoolctl: the
+    forkserver loaded numpy, and so OpenBLAS, before the worker's OMP_NUM_THREADS existed (two
+    ranks of two BLAS threads each on two cores ran the CNN's convolutions 7x slower)."""
+    from distbp.train.allocator import keep_heap
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    keep_heap()
 
 
 def run_script(script, argv, module=False):

@@ -62,8 +62,9 @@ class ScriptActor:
         return ray.get_runtime_context().get_node_id()
 
     def run(self, env, cwd, script, argv, module):
-        from distbp.run import run_script
+        from distbp.run import run_script, runtime
         os.environ.update(env)
+        runtime(int(os.environ.get("OMP_NUM_THREADS") or 1))    # Ray sets it from num_cpus
         if os.path.isdir(cwd):          # the driver's directory, when this node has it
             os.chdir(cwd)
         run_script(script, argv, module)
