@@ -1,4 +1,8 @@
-"""distbp.distributed's collectives and rank facts on 1 rank (in this process) and 2-3 ranks."""
+"""distbp.distributed's collectives and rank facts on 1 rank (in this process), 2-3 local ranks
+and 2 MPI ranks."""
+import json
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,3 +59,17 @@ def test_init_errors(monkeypatch):
             dist.all_gather([np.ones(1), np.ones(1)], np.ones(1))
     finally:
         dist.destroy_process_group()
+
+
+def test_mpi_world(tmp_path):
+    """The same checks under `mpiexec -n 2`: init_process_group() picks the mpi backend."""
+    from tests.distributed.helpers import launch, mpiexec
+    if mpiexec() is None:
+        pytest.skip("mpiexec not installed (pip install mpich)")
+    code = ("import json; from tests.distributed import bodies; "
+            "print(json.dumps(bodies.run_all()))")
+    proc, left = launch([mpiexec(), "-n", "2", sys.executable, "-c", code], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = sorted((json.loads(line) for line in proc.stdout.splitlines()), key=lambda f: f["rank"])
+    assert [(f["rank"], f["local_rank"], f["backend"]) for f in facts] == [(0, 0, "mpi"), (1, 1, "mpi")]
+    assert not left

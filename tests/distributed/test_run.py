@@ -76,3 +76,17 @@ def test_same_bits_on_ray(tmp_path):
     pytest.importorskip("ray")
     same_bits(tmp_path, {"ray": distbp_run("--backend", "ray", "--address", "local",
                                            "--nproc-per-node", "2", str(SCRIPT), "ray.json")})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how,says", [("raise", "rank 1 of 2 failed: ValueError: rank 1 is broken"),
+                                      ("kill", "rank 1 of 2 died"),
+                                      ("hang", "rank 1 of 2 stopped answering: rank 0 saw")])
+def test_ray_failure_is_named(tmp_path, how, says):
+    pytest.importorskip("ray")
+    proc, left = launch(distbp_run("--backend", "ray", "--address", "local", "--nproc-per-node",
+                                   "2", "--timeout", "5", str(SCRIPT), "out.json", "--fail",
+                                   f"1:{how}"), tmp_path, timeout=240)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith(f"distbp run: error: {says}"), proc.stderr[-3000:]
+    assert not left, f"processes left running: {left}"

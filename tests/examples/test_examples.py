@@ -63,3 +63,10 @@ def test_custom_model_through_distbp_train(tmp_path):
                  tmp_path)
     assert "done: 4 steps on 2 worker(s)" in out
     assert (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_shortest_script_in_the_docs(tmp_path):
+    """docs/api.md's first code block is a complete script: it runs on 2 workers as given."""
+    code = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)[0]
+    (tmp_path / "train.py").write_text(code)
+    run_ok(distbp_run("--nproc-per-node", "2", "train.py"), tmp_path)
