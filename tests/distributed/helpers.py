@@ -2,6 +2,7 @@
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,11 +17,25 @@ def mpiexec():
     return str(path) if path.exists() else shutil.which("mpiexec")
 
 
+def marked_env(**extra):
+    """(marker, environment) for a command whose every descendant we can find later."""
+    marker = f"{os.getpid()}-{time.monotonic_ns()}"
+    return marker, dict(os.environ, PYTHONPATH=str(ROOT), **{MARKER: marker}, **extra)
+
+
+def kill_marked(marker):
+    """SIGKILL every live process carrying `marker` (ours, so nothing else)."""
+    for pid in marked(marker, seconds=0):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def launch(cmd, tmp_path, timeout=120):
     """Run cmd with a marker in its environment -> (finished Popen with .stdout/.stderr text,
     pids still carrying the marker). /dev/shm/distbp_<launcher pid>_* must be gone."""
-    marker = f"{os.getpid()}-{time.monotonic_ns()}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **{MARKER: marker})
+    marker, env = marked_env()
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
