@@ -1,7 +1,7 @@
 """Samplers: iterables of dataset indices (the order), and BatchSampler (lists of them).
 
-Shuffling draws from `generator` (a numpy Generator) or, without one, from distbp's default
-generator, so `distbp.manual_seed(s)` makes a shuffled DataLoader repeat. DistributedSampler
+Shuffling draws from `generator` (a numpy Generator or a distbp.Generator) or, without one, from
+distbp's default generator, so `distbp.manual_seed(s)` makes a shuffled DataLoader repeat. DistributedSampler
 (distributed.py) instead reproduces torch's own order: see randperm below.
 """
 import numpy as np
@@ -9,9 +9,22 @@ import numpy as np
 import distbp.random
 
 
+def numpy_rng(generator):
+    """The numpy Generator to draw from: `generator` itself, the one inside a distbp.Generator
+    (torch.Generator's counterpart), or distbp's default generator."""
+    if generator is None:
+        return distbp.random.default_generator()
+    if isinstance(generator, np.random.Generator):
+        return generator
+    rng = getattr(generator, "_rng", None)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"generator must be a numpy Generator or a distbp.Generator, got "
+                    f"{type(generator).__name__}")
+
+
 def permutation(n, generator=None):
-    g = generator if generator is not None else distbp.random.default_generator()
-    return g.permutation(n)
+    return numpy_rng(generator).permutation(n)
 
 
 def _mt19937_key(seed):
@@ -71,8 +84,7 @@ class RandomSampler(Sampler):
     def __iter__(self):
         n = len(self.data_source)
         if self.replacement:
-            g = self.generator if self.generator is not None else distbp.random.default_generator()
-            return iter(g.integers(0, n, self.num_samples).tolist())
+            return iter(numpy_rng(self.generator).integers(0, n, self.num_samples).tolist())
         return iter(permutation(n, self.generator).tolist())
 
     def __len__(self):
