@@ -69,7 +69,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     elif backend not in BACKENDS:
         raise ValueError(f"init_process_group: unknown backend {backend!r}; choose one of None, "
                          f"{', '.join(BACKENDS)}")
-    elif backend != found and not (backend == "single" and found == "single"):
+    elif backend != found:
         raise RuntimeError(f"init_process_group(backend={backend!r}) but this process was started "
                            f"for backend {found!r}; pass backend=None")
     seconds = _seconds(timeout)
