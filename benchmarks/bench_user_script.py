@@ -7,11 +7,13 @@ Peer A: `distbp train --config configs/mnist1d_cnn.yaml --workers 2` (its summar
 Peer B: this file run as a user script, `distbp run --nproc-per-node 2 THIS --user-script`:
 configs/mnist1d_cnn.yaml's model built by distbp.models, the prepared MNIST-1D rows in a
 TensorDataset, DistributedSampler + DataLoader (64 rows per rank), DistributedDataParallel(model)
-with a mean loss, AdamW. Both time rank 0's steps the same way (data + step, after 5 warm-up
-steps, 128 samples per step), without augmentation, evaluation, checkpoints or per-step logging;
-rounds alternate which peer goes first. Prints one row per round, then the medians.
+with a mean loss, and ZeroRedundancyOptimizer(params, AdamW) as distbp train's default
+dist.shard_optimizer=true does (--optimizer adamw: a plain AdamW). Both time rank 0's steps the
+same way (data + step, after 5 warm-up steps, 128 samples per step), without augmentation,
+evaluation, checkpoints or per-step logging; rounds alternate which peer goes first. Prints one row per round, then the medians.
 """
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -27,13 +29,14 @@ WARMUP = 5          # as distbp.train.trainer.WARMUP_STEPS
 GLOBAL_BATCH = 128
 
 
-def user_script(steps, out):
+def user_script(steps, out, optimizer):
     import numpy as np
 
     import distbp
     import distbp.distributed as dist
     import distbp.nn.functional as F
     from distbp.data import ParquetDataset
+    from distbp.distributed.optim import ZeroRedundancyOptimizer
     from distbp.models import build_model
     from distbp.nn.parallel import DistributedDataParallel as DDP
     from distbp.train.config import load_config
@@ -50,8 +53,11 @@ def user_script(steps, out):
                         drop_last=True)
     distbp.manual_seed(0)
     model = DDP(build_model(cfg["model"], rows.describe()))
-    opt = distbp.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"],
-                             weight_decay=cfg["optim"]["weight_decay"])
+    hyper = {"lr": cfg["optim"]["lr"], "weight_decay": cfg["optim"]["weight_decay"]}
+    if optimizer == "zero":                         # what distbp train does (dist.shard_optimizer)
+        opt = ZeroRedundancyOptimizer(model.parameters(), distbp.optim.AdamW, **hyper)
+    else:
+        opt = distbp.optim.AdamW(model.parameters(), **hyper)
     step, epoch, timed = 0, 0, 0.0
     while step < steps:
         sampler.set_epoch(epoch)
@@ -92,10 +98,10 @@ def distbp_train(work, steps, i):
     return json.loads((out / "summary.json").read_text())["samples_per_second"]
 
 
-def script(work, steps, i):
+def script(work, steps, i, optimizer="zero"):
     out = work / f"script{i}.json"
     run([sys.executable, "-m", "distbp.cli", "run", "--nproc-per-node", "2", __file__,
-         "--user-script", "--steps", str(steps), "--out", out], work)
+         "--user-script", "--steps", str(steps), "--out", out, "--optimizer", optimizer], work)
     return json.loads(out.read_text())["samples_per_second"]
 
 
@@ -105,15 +111,19 @@ def main():
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--user-script", action="store_true", help="(internal) be peer B")
     p.add_argument("--out", default=None)
+    p.add_argument("--optimizer", choices=("zero", "adamw"), default="zero",
+                   help="the user script's: ZeroRedundancyOptimizer over AdamW (as distbp train "
+                        "with dist.shard_optimizer, its default) or a plain AdamW")
     args = p.parse_args()
     if args.user_script:
-        return user_script(args.steps, args.out)
+        return user_script(args.steps, args.out, args.optimizer)
     with tempfile.TemporaryDirectory(prefix="bench_user_") as tmp:
         work = Path(tmp)
         (work / "data").mkdir()
         run([sys.executable, "-m", "distbp.cli", "data", "prepare", "mnist1d", "--out",
              "data/mnist1d"], work)
-        peers = {"distbp train": distbp_train, "user script": script}
+        peers = {"distbp train": distbp_train,
+                 "user script": functools.partial(script, optimizer=args.optimizer)}
         rows = []
         print(f"{'round':>5} {'distbp train':>13} {'user script':>12} {'ratio':>6}", flush=True)
         for i in range(args.rounds):
@@ -126,7 +136,8 @@ def main():
         med = {k: statistics.median(r[k] for r in rows) for k in peers}
         print(f"{'median':>5} {med['distbp train']:>13.0f} {med['user script']:>12.0f} "
               f"{statistics.median(ratios):>6.3f}   (ratio range {min(ratios):.3f}-"
-              f"{max(ratios):.3f}, samples/s, {args.steps} steps, 2 workers)")
+              f"{max(ratios):.3f}, samples/s, {args.steps} steps, 2 workers, user script's "
+              f"optimizer: {args.optimizer})")
 
 
 if __name__ == "__main__":
