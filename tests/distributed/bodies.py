@@ -106,3 +106,12 @@ def run_all(rank=None):
     dist.destroy_process_group()
     assert not dist.is_initialized()
     return facts
+
+
+def rank_and_args(rank, *args):
+    """spawn's contract: fn(rank, *args), rank equal to the world's."""
+    dist.init_process_group()
+    try:
+        return [rank, dist.get_rank(), *args]
+    finally:
+        dist.destroy_process_group()

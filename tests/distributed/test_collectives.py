@@ -73,3 +73,9 @@ def test_mpi_world(tmp_path):
     facts = sorted((json.loads(line) for line in proc.stdout.splitlines()), key=lambda f: f["rank"])
     assert [(f["rank"], f["local_rank"], f["backend"]) for f in facts] == [(0, 0, "mpi"), (1, 1, "mpi")]
     assert not left
+
+
+def test_spawn_hands_each_function_its_rank():
+    assert spawn(bodies.rank_and_args, args=("a", 1), nprocs=2) == [[0, 0, "a", 1], [1, 1, "a", 1]]
+    with pytest.raises(TypeError, match=r"args must be a tuple, got 2 \(fn gets its rank first"):
+        spawn(bodies.rank_and_args, 2)                  # the old spawn(fn, nprocs) order
