@@ -82,27 +82,27 @@ def main(argv):
         raise UsageError(f"script {args.script!r} not found")
     timeout = args.timeout if args.timeout is not None else float(
         os.environ.get("DISTBP_COMM_TIMEOUT", 30.0))
-    if args.backend == "ray":
-        from distbp.ray.collective import run_on_ray
-        return run_on_ray(args.script, args.script_args, args.module, nproc * nnodes, timeout,
-                          args.address)
-    return run_local(args.script, args.script_args, args.module, nproc, timeout)
+    try:
+        if args.backend == "ray":
+            from distbp.ray.collective import run_on_ray
+            return run_on_ray(args.script, args.script_args, args.module, nproc * nnodes, timeout,
+                              args.address)
+        return run_local(args.script, args.script_args, args.module, nproc, timeout)
+    except Exception as e:              # the failed rank's traceback, then cli.py's one line
+        if getattr(e, "traceback", ""):
+            who = f"rank {e.rank}" if getattr(e, "rank", None) is not None else "the failed rank"
+            sys.stderr.write(f"--- {who} ---\n{_from_script(e.traceback, args.script).rstrip()}\n")
+        raise
 
 
 def run_local(script, argv, module, nproc, timeout):
     from distbp import comm as C
-    from distbp.comm import CommError
     threads = str(max(1, C.usable_cpus() // nproc))
     env = {"WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc), "GROUP_RANK": "0",
            "DISTBP_COMM_TIMEOUT": str(timeout)}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = os.environ.get(var, threads)
-    try:
-        C.spawn(_local_rank, args=(script, argv, module), nprocs=nproc, timeout=timeout, env=env)
-    except CommError as e:
-        if getattr(e, "traceback", ""):
-            sys.stderr.write(f"--- rank {e.rank} ---\n{_from_script(e.traceback, script)}")
-        raise
+    C.spawn(_local_rank, args=(script, argv, module), nprocs=nproc, timeout=timeout, env=env)
     return 0
 
 

@@ -5,9 +5,10 @@
 
 The driver (this process) creates one rendezvous actor and N ScriptActors (one CPU each), finds
 which node each landed on (for LOCAL_RANK), and has each run the script with RANK, WORLD_SIZE,
-LOCAL_RANK and DISTBP_RAY_GROUP set. In the script, dist.init_process_group() builds a RayGroup:
-every collective hands this rank's array to the rendezvous actor, which answers when all ranks
-have arrived; each rank reduces the rows itself, in rank order, so all ranks get the same bits
+LOCAL_RANK and DISTBP_RAY_GROUP set; the script's stdout and stderr come back to the driver
+through the rendezvous actor, each rank's lines whole and none lost at the end. In the script,
+dist.init_process_group() builds a RayGroup: every collective hands this rank's array to the
+rendezvous actor, which answers when all ranks have arrived; each rank reduces the rows itself, in rank order, so all ranks get the same bits
 (distbp/ray/comm.py). No MPI and no shared memory cross the nodes. A rank that stops answering is
 named by the rendezvous (who never arrived); a rank that raises or dies ends the job, every actor
 is killed, and the driver exits 1 naming it.
@@ -23,6 +24,20 @@ ENV_GROUP, ENV_NAMESPACE = "DISTBP_RAY_GROUP", "DISTBP_RAY_NAMESPACE"
 
 
 class Rendezvous(ray_comm.Rendezvous):
+    """Also carries the script's output to the driver: Ray's own log streaming is asynchronous,
+    and the last lines of a run were lost when the driver ended first."""
+
+    def __init__(self, world):
+        super().__init__(world)
+        self.lines = []
+
+    def log(self, stream, text):
+        self.lines.append((stream, text))
+
+    def drain(self):
+        lines, self.lines = self.lines, []
+        return lines
+
     def missing(self, n):
         """Ranks that have not reached collective number n (all of them if none has)."""
         r = self.rounds.get(n)
@@ -56,18 +71,48 @@ class RayGroup(ray_comm.RayCommunicator):
                             "answering)", rank=culprit, op=what) from None
 
 
+class _Forward:
+    """A text stream (the actor's sys.stdout or sys.stderr) whose complete lines go to the
+    rendezvous; flush() waits until they have arrived."""
+
+    def __init__(self, rendezvous, stream):
+        self.rendezvous, self.stream, self.partial, self.sent = rendezvous, stream, "", []
+
+    def write(self, text):
+        *lines, self.partial = (self.partial + text).split("\n")
+        if lines:
+            self.sent.append(self.rendezvous.log.remote(self.stream, "\n".join(lines) + "\n"))
+        return len(text)
+
+    def flush(self):
+        import ray
+        if self.partial:
+            self.sent.append(self.rendezvous.log.remote(self.stream, self.partial))
+            self.partial = ""
+        ray.get(self.sent)
+        self.sent = []
+
+    def isatty(self):
+        return False
+
+
 class ScriptActor:
     def node(self):
         import ray
         return ray.get_runtime_context().get_node_id()
 
-    def run(self, env, cwd, script, argv, module):
+    def run(self, env, cwd, script, argv, module, rendezvous):
+        import sys
         from distbp.run import run_script, runtime
         os.environ.update(env)
         runtime(int(os.environ.get("OMP_NUM_THREADS") or 1))    # Ray sets it from num_cpus
         if os.path.isdir(cwd):          # the driver's directory, when this node has it
             os.chdir(cwd)
-        run_script(script, argv, module)
+        sys.stdout, sys.stderr = _Forward(rendezvous, "stdout"), _Forward(rendezvous, "stderr")
+        try:
+            run_script(script, argv, module)      # flushes both streams, also when it raises
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
 def _connect(address, nprocs):
@@ -103,8 +148,11 @@ def run_on_ray(script, argv, module, nprocs, timeout, address=None):
                    "LOCAL_WORLD_SIZE": str(nodes.count(nodes[r])),
                    ENV_GROUP: group, ENV_NAMESPACE: NAMESPACE,
                    "DISTBP_COMM_TIMEOUT": str(timeout)}
-            refs[actor.run.remote(env, os.getcwd(), script, list(argv), module)] = r
-        _wait(ray, refs, nprocs)
+            refs[actor.run.remote(env, os.getcwd(), script, list(argv), module, rendezvous)] = r
+        try:
+            _wait(ray, refs, nprocs, rendezvous)
+        finally:
+            _print(ray.get(rendezvous.drain.remote()))
         return 0
     finally:
         for actor in actors:
@@ -113,12 +161,24 @@ def run_on_ray(script, argv, module, nprocs, timeout, address=None):
             ray.shutdown()
 
 
-def _wait(ray, refs, n):
-    """Wait for every rank; on the first failure, raise JobFailed naming the rank to blame."""
+def _print(lines):
+    import sys
+    for stream, text in lines:
+        (sys.stdout if stream == "stdout" else sys.stderr).write(text)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _wait(ray, refs, n, rendezvous):
+    """Wait for every rank, printing their output; on the first failure, raise JobFailed naming
+    the rank to blame."""
     from distbp.errors import JobFailed
     pending = list(refs)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+        _print(ray.get(rendezvous.drain.remote()))
+        if not done:
+            continue
         rank = refs[done[0]]
         try:
             ray.get(done[0])
@@ -131,7 +191,7 @@ def _wait(ray, refs, n):
                                 f"{cause}") from None
             what = f"{type(cause).__name__}: {cause}" if cause is not None else _first_line(e)
             err = JobFailed(f"rank {rank} of {n} failed: {what.splitlines()[0]}")
-            err.traceback = str(e)
+            err.rank, err.traceback = rank, str(e)
             raise err from None
 
 
