@@ -158,7 +158,7 @@ def timed_sps(out, batch):
 # session-3 medians, mostly because waiting ranks slept at every step: with the transport's
 # busy-wait (session 4) it costs 5-6% (bench_waiting.py measures both ways of waiting).
 
-def _ceiling_worker(cfg, out, lockstep):
+def _ceiling_worker(rank, cfg, out, lockstep):
     from distbp import comm as C
     from distbp.train.trainer import Trainer
     link = C.init("local")                            # only for the barrier
@@ -186,7 +186,7 @@ def _ceiling_main(model, batch, steps, warmup, work, lockstep):
         f"train.log_every={warmup}", "train.eval_every=0", "checkpoint.every_steps=0",
         f"data.path={Path(work) / 'data' / 'mnist1d'}"])
     out = Path(tempfile.mkdtemp(dir=work, prefix=f"{model}-ceiling-"))
-    dirs = C.spawn(_ceiling_worker, 2, args=(cfg, str(out), lockstep == "lockstep"))
+    dirs = C.spawn(_ceiling_worker, args=(cfg, str(out), lockstep == "lockstep"), nprocs=2)
     print(json.dumps([timed_sps(Path(d), batch) for d in dirs]))
 
 

@@ -42,7 +42,7 @@ __all__ = [
 
 def __getattr__(name):
     # nn and optim import lazily so the core stays importable while they are being built
-    if name in ("nn", "optim"):
+    if name in ("nn", "optim", "comm", "distributed", "utils"):
         import importlib
         return importlib.import_module(f"distbp.{name}")
     raise AttributeError(f"module 'distbp' has no attribute {name!r}")

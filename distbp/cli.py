@@ -23,7 +23,11 @@ COMMANDS = {
     "bench": ("distbp.comm.bench", "benchmark collectives (distbp bench allreduce)"),
     "plot": ("distbp.train.plot", "plot one or more run directories"),
     "config": ("distbp.train.config_doc", "print every config key with its default and doc"),
+    "run": ("distbp.run", "run your own script on N processes (distbp run --nproc-per-node N x.py)"),
 }
+
+# optional dependency -> the extra that installs it: a missing one is a one-line error, not a traceback
+EXTRAS = {"matplotlib": "plot", "mpi4py": "mpi", "ray": "ray", "mnist1d": "data", "sklearn": "data"}
 
 USAGE = "usage: distbp [--version] {" + ",".join(COMMANDS) + "} [--debug] ...\n\n" + "\n".join(
     f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()
@@ -66,6 +70,13 @@ def main(argv=None):
         stderr_line(f"distbp {command}: error: {str(e).splitlines()[0]}" + where
                      + ("" if isinstance(e, TrainingStopped) else " (--debug shows the traceback)"))
         return 1
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").partition(".")[0])
+        if debug or extra is None:
+            raise
+        stderr_line(f"distbp {command}: error: {e.name} is not installed; "
+                    f'pip install "distbp[{extra}]"')
+        return 2
     except KeyboardInterrupt:
         print(f"distbp {command}: interrupted", file=sys.stderr)
         return 130

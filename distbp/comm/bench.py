@@ -108,7 +108,7 @@ def _gloo_group(comm):
     return torch
 
 
-def _local_worker(sizes, iters, dtype, peers, buffer):
+def _local_worker(rank, sizes, iters, dtype, peers, buffer):
     import distbp.comm
     comm = distbp.comm.init("local")
     return run_rank(comm, sizes, iters, dtype, peers, buffer=buffer)
@@ -204,8 +204,8 @@ def main(argv):
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
         from distbp.comm import spawn
         local_peers = [q for q in peers if q != "mpi"]
-        res = spawn(_local_worker, args.workers,
-                    args=(sizes, args.iters, args.dtype, local_peers, args.buffer), timeout=120)[0]
+        res = spawn(_local_worker, args=(sizes, args.iters, args.dtype, local_peers, args.buffer),
+                    nprocs=args.workers, timeout=120)[0]
         if "mpi" in peers:
             res["mpi"] = _mpi_peer_subprocess(args.workers, args)
         n, rank = args.workers, 0

@@ -1,13 +1,14 @@
 """The local launcher: start N worker processes linked by shared memory, collect their results.
 
-    def train(lr):                      # must be importable (a module-level function)
-        comm = distbp.comm.init("local")  # or "auto": the same code then runs under mpiexec
+    def train(rank, lr):                # must be importable (a module-level function)
+        comm = distbp.comm.init("local")  # or "auto", or dist.init_process_group()
         ...
         return {"loss": loss}           # small picklable summary, returned to the launcher
 
-    results = distbp.comm.spawn(train, nprocs=4, args=(0.1,))   # [summary of rank 0, ..., rank 3]
+    results = distbp.comm.spawn(train, args=(0.1,), nprocs=4)   # [summary of rank 0, ..., rank 3]
 
-Workers run fn(*args); fn creates its communicator itself with init("local") (or init("auto")).
+Workers run fn(rank, *args), as torch.multiprocessing.spawn does; fn creates its communicator itself
+with init("local") (or init("auto"), or distbp.distributed.init_process_group()).
 If a worker raises, is killed, or hangs, the others are told through the shared header and stop;
 each worker still running `timeout` seconds after the first failure is killed; the segment is
 unlinked; spawn raises CommError naming the failed rank, with that rank's traceback. Ctrl-C is
@@ -29,10 +30,11 @@ from distbp.comm import local
 from distbp.comm.base import CommError
 
 
-def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver",
-          slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=None,
+def spawn(fn, args=(), nprocs=1, join=True, daemon=False, start_method="forkserver", *,
+          timeout=30.0, env=None, slot_bytes=local.DEFAULT_SLOT_BYTES, nslots=None,
           small_bytes=local.DEFAULT_SMALL_BYTES):
-    """Run fn(*args) in `nprocs` processes of a local world; return their results in rank order.
+    """Run fn(rank, *args) in `nprocs` processes of a local world (torch.multiprocessing.spawn's
+    signature); return their results in rank order. join must be True (spawn always waits).
 
     timeout: seconds a collective waits for a peer before raising CommError (exported to workers as
     DISTBP_COMM_TIMEOUT), and how long workers get to exit after the first failure.
@@ -40,8 +42,14 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
     slot_bytes, nslots: the ring channels (nslots None: local.default_nslots, by oversubscription);
     small_bytes: all-reduces up to this size take the small-message path (ring.allreduce_small)
     through mailboxes of this size."""
+    if not isinstance(args, tuple):
+        raise TypeError(f"spawn(fn, args=(), nprocs=1): args must be a tuple, got {args!r} (fn gets "
+                        "its rank first, then *args, as in torch.multiprocessing.spawn)")
     if not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"spawn needs nprocs >= 1, got {nprocs!r}")
+    if not join:
+        raise ValueError("spawn(join=False) is not supported: spawn waits for every rank and "
+                         "names the one that failed")
     if slot_bytes % 64:
         raise ValueError(f"slot_bytes must be a multiple of 64, got {slot_bytes}")
     nslots = nslots or local.default_nslots(nprocs)
@@ -73,7 +81,7 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
             worker_env = {**(env or {}), **world_env, local.ENV_RANK: str(rank)}
             reader, writer = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_worker, args=(rank, worker_env, fn, args, writer, os.getpid()),
-                            name=f"distbp-rank{rank}")
+                            name=f"distbp-rank{rank}", daemon=daemon)
             procs.append((p, reader))   # before start(): a Ctrl-C while starting must reach it too
             p.start()
             writer.close()
@@ -132,7 +140,7 @@ def _worker(rank, env, fn, args, conn, launcher_pid=None):
     if launcher_pid:
         _exit_with_launcher(launcher_pid)
     try:
-        result = fn(*args)
+        result = fn(rank, *args)
         from distbp.comm import world
         world.close_all()
         conn.send(("ok", result))

@@ -12,12 +12,13 @@ The trainer goes through ensure_prepared(cfg["data"]) and open_split(cfg["data"]
 from distbp.data.augment import (AUGMENTATIONS, Compose, GaussianNoise, RandomCrop, RandomFlip,
                                  RandomShift, build_augment)
 from distbp.data.builtins import BUILTINS, prepare
-from distbp.data.config import ensure_prepared, open_split
-from distbp.data.dataset import ArrayDataset, Dataset
+from distbp.data.config import build_augment_from, ensure_prepared, open_split
+from distbp.data.dataset import ArrayDataset, Dataset, MapDataset, as_dataset
 from distbp.data.loader import Batch, DistributedLoader, EvalLoader, split_sizes
 from distbp.data.parquet import ParquetDataset, read_meta
 
-__all__ = ["AUGMENTATIONS", "ArrayDataset", "BUILTINS", "Batch", "Compose", "Dataset",
+__all__ = ["AUGMENTATIONS", "ArrayDataset", "BUILTINS", "Batch", "Compose", "Dataset", "MapDataset",
+           "as_dataset", "build_augment_from",
            "DistributedLoader", "EvalLoader", "GaussianNoise", "ParquetDataset", "RandomCrop",
            "RandomFlip", "RandomShift", "build_augment", "ensure_prepared", "open_split", "prepare",
            "read_meta", "split_sizes"]

@@ -7,11 +7,16 @@
       label: ""              # label column; "": from meta.json (else "label")
       shape: []              # sample shape, e.g. [1, 40]; []: from meta.json (else the list length)
       num_classes: 0         # 0: from meta.json, else max label + 1
+      augment: []            # e.g. [{shift: 3}, {noise: 0.05}] (distbp.data.augment)
+
+Errors name the key: a dataset error about its `sample_shape` parameter becomes one about
+`data.shape`, and so on (PARAM_KEYS).
 """
 from pathlib import Path
 
 import numpy as np
 
+from distbp.data.augment import build_augment
 from distbp.data.builtins import BUILTINS, prepare
 from distbp.data.parquet import ParquetDataset, read_meta
 from distbp.errors import UsageError
@@ -34,11 +39,33 @@ def ensure_prepared(data_cfg):
     return path
 
 
+# ParquetDataset's parameters -> the config keys that set them
+PARAM_KEYS = {"path": "data.path", "feature_col": "data.feature", "label_col": "data.label",
+              "sample_shape": "data.shape", "num_classes": "data.num_classes"}
+
+
 def open_split(data_cfg, split, dtype=np.float32):
-    """ParquetDataset of `split` ("train" / "test") as configured. Reads footers only."""
-    return ParquetDataset(data_cfg["path"], split,
-                          feature_col=data_cfg.get("feature") or None,
-                          label_col=data_cfg.get("label") or None,
-                          sample_shape=data_cfg.get("shape") or None,
-                          num_classes=data_cfg.get("num_classes") or None,
-                          dtype=dtype)
+    """ParquetDataset of `split` ("train" / "test") as configured. Reads footers (and the first row
+    group of the feature column when its lists vary in length)."""
+    try:
+        return ParquetDataset(data_cfg["path"], split,
+                              feature_col=data_cfg.get("feature") or None,
+                              label_col=data_cfg.get("label") or None,
+                              sample_shape=data_cfg.get("shape") or None,
+                              num_classes=data_cfg.get("num_classes") or None,
+                              dtype=dtype)
+    except UsageError as e:
+        key = PARAM_KEYS.get(getattr(e, "param", None))
+        if key is None:
+            raise
+        value = data_cfg.get(key.split(".")[1])
+        raise UsageError(f"{key}{'=' + str(value) if value not in ('', [], 0, None) else ''}: "
+                         f"{e}") from None
+
+
+def build_augment_from(data_cfg):
+    """The `data.augment` transform (or None), its errors naming the key."""
+    try:
+        return build_augment(data_cfg.get("augment"))
+    except UsageError as e:
+        raise UsageError(f"data.augment: {e}") from None

@@ -8,7 +8,9 @@ A dataset is one Parquet file, a directory of Parquet files, or a prepared distb
       test.parquet
 
 Rows are the samples: the feature column holds one list (or fixed-size list) of numbers per row,
-reshaped to `sample_shape`; the label column holds one integer. For language modelling
+reshaped to `sample_shape`; the label column holds the target: one integer (a class, task
+"classification"), one float or a list of numbers (a real-valued target vector, task "regression":
+what train.loss mse or bce_with_logits fits, e.g. [0, 1, 1] for multi-label). For language modelling
 (task="lm") the feature column holds block_size+1 token ids and there is no label column:
 x = tokens[:-1], y = tokens[1:].
 
@@ -92,11 +94,27 @@ def open_parquet(file):
         raise UsageError(f"{file}: not a readable Parquet file ({e})") from None
 
 
+def bad(param, message):
+    """A UsageError that remembers which constructor parameter is at fault (`param`), so the config
+    layer (data/config.py) can name its own key for it."""
+    error = UsageError(message)
+    error.param = param
+    return error
+
+
+def _is_list(t):
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _is_number(t):
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
 def _check_columns(file, schema, wanted):
     names = schema.names
-    for col in wanted:
+    for col, param in wanted:
         if col not in names:
-            raise UsageError(f"{file}: no column {col!r}; its columns are {names}")
+            raise bad(param, f"{file}: no column {col!r}; its columns are {names}")
     return names
 
 
@@ -106,7 +124,8 @@ class ParquetDataset(Dataset):
     path:          a .parquet file, a directory of them, or a prepared dataset dir (with meta.json).
     split:         "train" / "test" inside a dataset dir (train.parquet or train/*.parquet).
     feature_col, label_col, sample_shape, task, num_classes: default to meta.json, else
-                   "features", "label", the list length, "classification", max label + 1.
+                   "features", "label", the list length, "classification" for integer labels
+                   ("regression" for float or list labels), max label + 1.
     dtype:         of x for classification (token ids are always int64).
     cache_bytes:   budget of the LRU cache of decoded row groups.
     """
@@ -118,18 +137,31 @@ class ParquetDataset(Dataset):
         if self.meta and split is None:  # globbing *.parquet would mix train and test
             raise UsageError(f"{path} is a distbp dataset: name a split, one of "
                              f"{sorted(self.meta.get('splits', {}))}")
-        self.files = resolve_files(path, split)
-        self.task = task or self.meta.get("task", "classification")
-        if self.task not in ("classification", "lm"):
-            raise UsageError(f"{path}: task must be 'classification' or 'lm', got {self.task!r}")
+        try:
+            self.files = resolve_files(path, split)
+        except UsageError as e:
+            raise bad("path", str(e)) from None
+        self.task = task or self.meta.get("task")
+        if self.task not in (None, "classification", "lm", "regression"):
+            raise UsageError(f"{path}: task must be 'classification', 'regression' or 'lm', "
+                             f"got {self.task!r}")
         self.feature_col = feature_col or self.meta.get("feature_col", "features")
         self.label_col = (None if self.task == "lm"
                           else label_col or self.meta.get("label_col", "label"))
         self.dtype = np.dtype(np.int64 if self.task == "lm" else dtype)
         self.vocab = self.meta.get("vocab")
         self._columns = [self.feature_col] + ([self.label_col] if self.label_col else [])
-        self._readers = [open_parquet(f) for f in self.files]
-        row_length = self._check_schemas()
+        try:
+            self._readers = [open_parquet(f) for f in self.files]
+        except UsageError as e:
+            raise bad("path", str(e)) from None
+        row_length, self.target_shape = self._check_schemas()
+        self.task = self.task or ("classification" if self.target_shape == () and
+                                  self.target_dtype.kind == "i" else "regression")
+        if self.task == "classification" and (self.target_shape != () or
+                                              self.target_dtype.kind != "i"):
+            raise bad("label_col", f"{self.files[0]}: label column {self.label_col!r} must hold one "
+                                   f"integer per row for classification")
         self.row_length = row_length  # numbers per row in the feature column (None: variable lists)
         self.sample_shape = self._sample_shape(sample_shape or self.meta.get("sample_shape"))
         # Global row index -> (file, row group): starts[k] is the first row of the k-th row group.
@@ -141,7 +173,9 @@ class ParquetDataset(Dataset):
         self.cache_bytes = cache_bytes
         self._cache = OrderedDict()  # row-group number -> (x, y) decoded
         self.row_groups_read = 0     # decodes so far (cache misses): lets tests check locality
-        self.num_classes = int(num_classes or self.meta.get("num_classes") or self._label_max() + 1)
+        self.num_classes = None
+        if self.task in ("classification", "lm"):
+            self.num_classes = self._num_classes(num_classes, self.meta.get("num_classes"))
 
     def __len__(self):
         return int(self.starts[-1])
@@ -155,25 +189,59 @@ class ParquetDataset(Dataset):
                 f"{len(self.files)} files, x{tuple(self.sample_shape)}, task={self.task})")
 
     def _check_schemas(self):
-        lengths = set()
+        """-> (values per row of the feature column or None when its lists vary, target shape)."""
+        lengths, targets = set(), set()
         for file, reader in zip(self.files, self._readers):
             schema = reader.schema_arrow
-            _check_columns(file, schema, self._columns)
+            _check_columns(file, schema, [(self.feature_col, "feature_col")] +
+                           ([(self.label_col, "label_col")] if self.label_col else []))
             ftype = schema.field(self.feature_col).type
-            is_list = (pa.types.is_list(ftype) or pa.types.is_large_list(ftype)
-                       or pa.types.is_fixed_size_list(ftype))
-            if not is_list or not (pa.types.is_integer(ftype.value_type)
-                                   or pa.types.is_floating(ftype.value_type)):
-                raise UsageError(f"{file}: feature column {self.feature_col!r} must be a list of "
-                                 f"numbers per row, got {ftype}")
-            if self.label_col and not pa.types.is_integer(schema.field(self.label_col).type):
-                raise UsageError(f"{file}: label column {self.label_col!r} must hold integers, "
-                                 f"got {schema.field(self.label_col).type}")
+            if not _is_list(ftype) or not _is_number(ftype.value_type):
+                raise bad("feature_col", f"{file}: feature column {self.feature_col!r} must be a "
+                                         f"list of numbers per row, got {ftype}")
             lengths.add(ftype.list_size if pa.types.is_fixed_size_list(ftype) else None)
+            if self.label_col:
+                targets.add(self._target_of(file, schema.field(self.label_col).type))
         if len(lengths) > 1:
-            raise UsageError(f"{self.files[0].parent}: files disagree on the length of "
-                             f"{self.feature_col!r}: {sorted(lengths, key=str)}")
-        return lengths.pop()
+            raise bad("feature_col", f"{self.files[0].parent}: files disagree on the length of "
+                                     f"{self.feature_col!r}: {sorted(lengths, key=str)}")
+        if len(targets) > 1:
+            raise bad("label_col", f"{self.files[0].parent}: files disagree on the label column "
+                                   f"{self.label_col!r}: {sorted(targets, key=str)}")
+        if not self.label_col:                               # lm: next-token ids
+            self.target_dtype = np.dtype(np.int64)
+            return lengths.pop(), None                       # (T,), known with the sample shape
+        kind, size = targets.pop()
+        self.target_dtype = np.dtype(np.int64) if kind == "int" else self.dtype
+        self._target_size = size
+        return lengths.pop(), () if size == 0 else (size,)
+
+    def _target_of(self, file, ltype):
+        """('int' | 'float', 0 for a scalar or the list length) of a label column's Arrow type."""
+        if _is_number(ltype):
+            return ("int" if pa.types.is_integer(ltype) else "float"), 0
+        if _is_list(ltype) and _is_number(ltype.value_type):
+            if not pa.types.is_fixed_size_list(ltype):
+                column = self._readers[self.files.index(file)].read_row_group(
+                    0, columns=[self.label_col]).column(0)
+                size = len(column[0]) if len(column) else 0
+            else:
+                size = ltype.list_size
+            return "float", size
+        raise bad("label_col", f"{file}: label column {self.label_col!r} must hold an integer, a "
+                               f"float or a list of numbers per row, got {ltype}")
+
+    def _num_classes(self, given, from_meta):
+        """The number of classes (or the vocabulary size): a given one is checked against the
+        labels; meta.json's, written with the data, is trusted."""
+        if not given and from_meta:
+            return int(from_meta)
+        top = self._label_max()
+        if given and top >= int(given):
+            raise bad("num_classes", f"{self.files[0]}: num_classes={int(given)} but the "
+                                     f"{'token ids' if self.task == 'lm' else 'labels'} go up to "
+                                     f"{top}; raise it to {top + 1} or more (or 0: from the data)")
+        return int(given or top + 1)
 
     def _label_max(self):
         """Largest label (or token id), from row-group statistics where the writer kept them."""
@@ -195,17 +263,29 @@ class ParquetDataset(Dataset):
         return top
 
     def _sample_shape(self, shape):
+        if self.row_length is None:   # variable-length lists: learn the length from row group 0
+            first = self._readers[0].read_row_group(0, columns=[self.feature_col]).column(0)
+            widths = set(pc.list_value_length(first).to_numpy(zero_copy_only=False).tolist())
+            if len(widths) > 1:
+                raise bad("feature_col", f"{self.files[0]}: rows of column {self.feature_col!r} "
+                                         f"hold different numbers of values {sorted(widths)[:4]}")
+            stored = widths.pop() if widths else None
+        else:
+            stored = self.row_length
+        if stored is not None and self.task == "lm":
+            stored -= 1
         if shape is None:
-            if self.row_length is None:  # variable-length lists: learn the length from row 0
-                first = self._readers[0].read_row_group(0, columns=[self.feature_col]).column(0)
-                self.row_length = len(first[0])
-            shape = (self.row_length - 1,) if self.task == "lm" else (self.row_length,)
+            if stored is None:
+                raise bad("sample_shape", f"{self.files[0]}: row group 0 is empty, so the sample "
+                                          "shape is unknown; give it")
+            shape = (stored,)
         shape = tuple(int(s) for s in shape)
-        stored = None if self.row_length is None else (
-            self.row_length - 1 if self.task == "lm" else self.row_length)
         if stored is not None and int(np.prod(shape)) != stored:
-            raise UsageError(f"{self.files[0]}: column {self.feature_col!r} holds {stored} values "
-                             f"per sample, which cannot be reshaped to sample_shape {list(shape)}")
+            raise bad("sample_shape", f"{self.files[0]}: column {self.feature_col!r} holds {stored} "
+                                      f"values per sample, which cannot be reshaped to "
+                                      f"sample_shape {list(shape)}")
+        if self.task == "lm":
+            self.target_shape = shape
         return shape
 
     # -- reading -------------------------------------------------------------------------------
@@ -232,11 +312,20 @@ class ParquetDataset(Dataset):
         if self.task == "lm":
             tokens = values.astype(np.int64)
             return tokens[:, :-1], tokens[:, 1:]                  # (rows, T), (rows, T)
-        labels = table.column(self.label_col)
+        labels = table.column(self.label_col).combine_chunks()
         if labels.null_count:
             raise UsageError(f"{file}: column {self.label_col!r} has null rows in row group {g}")
         x = values.astype(self.dtype).reshape(len(feats), *self.sample_shape)
-        return x, labels.to_numpy().astype(np.int64)
+        if self.target_shape == ():
+            return x, labels.to_numpy(zero_copy_only=False).astype(self.target_dtype)
+        size = self._target_size
+        widths = pc.list_value_length(labels).to_numpy(zero_copy_only=False)
+        if len(widths) and (widths != size).any():
+            bad_row = int(np.flatnonzero(widths != size)[0])
+            raise UsageError(f"{file}: column {self.label_col!r} row {int(self.starts[k]) + bad_row}"
+                             f" has {int(widths[bad_row])} values, expected {size}")
+        flat = labels.flatten().to_numpy(zero_copy_only=False)
+        return x, flat.astype(self.target_dtype).reshape(len(labels), size)
 
     def row_group(self, k):
         """Decoded row group k, through the LRU cache."""
@@ -268,8 +357,8 @@ class ParquetDataset(Dataset):
             gx, gy = self.row_group(int(k))
             local = indices[rows] - self.starts[k]
             if y is None:
-                y = np.empty((len(indices), *gy.shape[1:]), dtype=np.int64)
+                y = np.empty((len(indices), *gy.shape[1:]), dtype=gy.dtype)
             x[rows], y[rows] = gx[local], gy[local]
         if y is None:  # no indices: empty labels of the right trailing shape
-            y = np.empty((0, *(self.sample_shape if self.task == "lm" else ())), dtype=np.int64)
+            y = np.empty((0, *self.target_shape), dtype=self.target_dtype)
         return x, y

@@ -28,7 +28,7 @@ class ConvNet(nn.Module):
 
     @classmethod
     def from_config(cls, m, meta):
-        return cls(tuple(meta["shape"]), m["channels"], meta["num_classes"], m["dropout"])
+        return cls(tuple(meta["shape"]), m["channels"], meta["num_outputs"], m["dropout"])
 
 
 CNN1d = CNN2d = ConvNet     # the config names: model.name cnn1d (MNIST-1D) and cnn2d (digits)
@@ -58,4 +58,4 @@ class ResNet1d(nn.Module):
 
     @classmethod
     def from_config(cls, m, meta):
-        return cls(tuple(meta["shape"]), m["channels"], m["blocks"], meta["num_classes"])
+        return cls(tuple(meta["shape"]), m["channels"], m["blocks"], meta["num_outputs"])

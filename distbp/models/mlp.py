@@ -29,7 +29,7 @@ class MLP(nn.Module):
 
     @classmethod
     def from_config(cls, m, meta):
-        return cls(math.prod(meta["shape"]), m["hidden"], meta["num_classes"], m["activation"],
+        return cls(math.prod(meta["shape"]), m["hidden"], meta["num_outputs"], m["activation"],
                    m["dropout"])
 
 
@@ -74,5 +74,5 @@ class DeepMLP(nn.Module):
 
     @classmethod
     def from_config(cls, m, meta):
-        return cls(math.prod(meta["shape"]), m["width"], m["depth"], meta["num_classes"],
+        return cls(math.prod(meta["shape"]), m["width"], m["depth"], meta["num_outputs"],
                    m["activation"], m["batch_norm"], m["residual"], m["init_gain"])

@@ -6,7 +6,10 @@
     distbp train --config configs/mnist1d_cnn.yaml --backend ray
 
 Every check that can fail on bad input runs here, in one process, before any worker starts and
-before anything is written, so bad input costs one line and leaves the disk as it was.
+before anything is written, so bad input costs one line and leaves the disk as it was. That holds
+by construction: preflight() builds the data sets, augmentation, model and loss with the very
+function every worker's Trainer builds them with (train/build.py), then the optimizer and the
+schedule; the run directory is made only after it returned.
 """
 import argparse
 import json
@@ -89,25 +92,48 @@ def clear_run(out):
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
+# backend -> (module it needs, the extra that installs it)
+BACKEND_EXTRAS = {"mpi": ("mpi4py", "mpi"), "ray": ("ray", "ray")}
+
+
+def require_extra(backend):
+    """One line naming the pip install when the backend's optional dependency is missing."""
+    if backend not in BACKEND_EXTRAS:
+        return
+    module, extra = BACKEND_EXTRAS[backend]
+    try:
+        __import__(module)
+    except ImportError:
+        raise UsageError(f"--backend {backend} needs {module}, which is not installed: "
+                         f'pip install "distbp[{extra}]"') from None
+
+
 def preflight(cfg):
-    """Prepare a missing built-in data set and check columns and sizes before any worker starts
-    (and the environment's comm settings, before the run directory is touched)."""
+    """Build, once and in this process, everything that depends only on the config and the data,
+    exactly as the workers will (a missing built-in data set is prepared first); then the optimizer
+    and the learning-rate schedule. Also checks the environment's comm settings."""
     from distbp.comm.local import spin_ms
-    from distbp.data import open_split, ensure_prepared
+    from distbp.data import ensure_prepared
+    from distbp.train.build import build_parts
+    from distbp.train.optim import build_optimizer, build_scheduler
     spin_ms()
+    require_extra(cfg["dist"]["backend"])
     ensure_prepared(cfg["data"])
-    for split in ("train", "test"):
-        ds = open_split(cfg["data"], split)
-        if split == "train" and len(ds) < cfg["train"]["global_batch_size"]:
-            raise UsageError(f"data set {cfg['data']['path']} has {len(ds)} training samples, fewer "
-                             f"than one global batch (train.global_batch_size="
-                             f"{cfg['train']['global_batch_size']})")
+    parts = build_parts(cfg, cfg["train"]["dtype"])
+    try:
+        optimizer = build_optimizer(cfg["optim"], parts.model)
+        build_scheduler(cfg["optim"], optimizer, parts.steps)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"optim.name={cfg['optim']['name']!r} could not be built from the optim "
+                         f"keys: {e}") from None
+    return parts
 
 
 def main(argv):
     args = parse_args(argv)
     cfg, out = resolve(args)
     backend = cfg["dist"]["backend"]
+    require_extra(backend)
     if backend == "mpi":
         return _main_mpi(args, cfg, out)
     check_out_dir(out, args.resume, args.force)
@@ -126,9 +152,8 @@ def main(argv):
         threads = cfg["train"]["threads"] or max(1, C.usable_cpus() // n)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS")}
-        results = C.spawn(_local_worker, n, args=(cfg, str(out), args.resume, args.trace,
-                                                  args.quiet),
-                          timeout=cfg["dist"]["timeout"], env=env)
+        results = C.spawn(_local_worker, args=(cfg, str(out), args.resume, args.trace, args.quiet),
+                          nprocs=n, timeout=cfg["dist"]["timeout"], env=env)
         summary = results[0]
     _finish(out, summary, args.trace)
     return 0
@@ -150,13 +175,13 @@ def _finish(out, summary, trace):
         summary["overlap_fraction"] = frac
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(f"trace: {out / 'trace.json'} (all-reduce overlapped with backward: {frac:.0%})")
-    keys = [k for k in ("test_accuracy", "test_bpc", "final_loss", "samples_per_second")
-            if k in summary]
+    keys = [k for k in ("test_accuracy", "test_bpc", "test_r2", "test_mse", "test_micro_f1",
+                        "final_loss", "samples_per_second") if k in summary]
     print(f"done: {summary['steps']} steps on {summary['world_size']} worker(s); " +
           ", ".join(f"{k} {summary[k]:.4g}" for k in keys) + f"; results in {out}/")
 
 
-def _local_worker(cfg, out, resume, trace, quiet):
+def _local_worker(rank, cfg, out, resume, trace, quiet):
     from distbp import comm as C
     return _worker(cfg, out, resume, trace, quiet, C.init("local", timeout=cfg["dist"]["timeout"]))
 

@@ -1,11 +1,20 @@
 """Experiment configuration: commented defaults in one place, overrides from a YAML file and from
 `--set key=value`, every value type-checked, unknown keys rejected with the nearest valid key.
 
+Your own model: `model.name` is a built-in or an import string "package.module:callable", called
+with `model.kwargs` as keyword arguments; it returns an nn.Module (the current directory is
+importable, as for `python -m`). The other model keys are the built-ins' and are refused with one.
+
+    model: {name: "mypkg.models:make_model", kwargs: {hidden: 64, num_outputs: 3}}
+    train: {loss: mse}                            # cross_entropy | mse | bce_with_logits
+    distbp train --config my.yaml --set model.kwargs.hidden=128
+
 Config is data: YAML is read with yaml.safe_load (no tags, no code), and the resolved config is
 saved with every run as DIR/config.yaml.
 """
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -16,7 +25,9 @@ from distbp.errors import UsageError
 # (an int is accepted where a float is expected; None means "optional string").
 DEFAULTS = {
     "model": {
-        "name": "mlp",            # mlp | cnn1d | resnet1d | cnn2d | deep_mlp | gru_lm | attn_lm
+        "name": "mlp",            # mlp | cnn1d | resnet1d | cnn2d | deep_mlp | gru_lm | attn_lm,
+                                  # or an import string "package.module:make_model" (your own)
+        "kwargs": {},             # import-string models only: fn(**kwargs), e.g. {hidden: 64}
         "hidden": [256, 256],     # mlp / deep_mlp: hidden widths
         "channels": [32, 64],     # cnn*: channels per stage; resnet1d: width per stage
         "blocks": 2,              # resnet1d: residual blocks per stage
@@ -35,7 +46,7 @@ DEFAULTS = {
         "name": "mnist1d",        # a built-in (mnist1d | digits | pydoc | synthetic) or "parquet"
         "path": "data/mnist1d",   # prepared on first use when it names a built-in and is missing
         "feature": "",            # feature column (list of numbers per row); "": from meta.json
-        "label": "",              # integer label column; "": from meta.json
+        "label": "",              # label column (integer class, float or list of numbers)
         "shape": [],              # sample shape for custom Parquet data, e.g. [1, 40]
         "num_classes": 0,         # for custom Parquet data (0: read from meta.json or the labels)
         "augment": [],            # e.g. [{shift: 3}, {noise: 0.05}] drawn per (seed, step, sample)
@@ -45,6 +56,8 @@ DEFAULTS = {
         "epochs": 0,
         "global_batch_size": 128,  # samples per optimizer step, over all workers together
         "accumulate_steps": 1,    # micro-batches per step; gradients reduced on the last only
+        "loss": "cross_entropy",  # cross_entropy (classes, text) | mse (regression) |
+                                  # bce_with_logits (multi-label 0/1 targets); picks the metrics
         "dtype": "float32",       # float32 | float64
         "seed": 0,
         "log_every": 20,
@@ -88,6 +101,7 @@ DEFAULTS = {
 CHOICES = {
     "model.name": ["mlp", "cnn1d", "resnet1d", "cnn2d", "deep_mlp", "gru_lm", "attn_lm"],
     "model.activation": ["relu", "tanh", "sigmoid", "gelu"],
+    "train.loss": ["cross_entropy", "mse", "bce_with_logits"],
     "train.dtype": ["float32", "float64"],
     "train.nonfinite": ["skip", "stop"],
     "optim.name": ["sgd", "adam", "adamw"],
@@ -98,7 +112,7 @@ CHOICES = {
 # key -> (lowest allowed, "why") for numbers that must be positive / non-negative
 MINIMUM = {
     "train.steps": 1, "train.global_batch_size": 1, "train.accumulate_steps": 1,
-    "train.log_every": 1, "train.epochs": 0, "train.eval_every": 0, "train.threads": 0,
+    "train.log_every": 1, "train.epochs": 0, "train.seed": 0, "train.eval_every": 0, "train.threads": 0,
     "train.clip_grad_norm": 0.0, "train.warn_grad_norm": 0.0,
     "optim.lr": 0.0, "optim.weight_decay": 0.0, "optim.warmup_steps": 0, "optim.min_lr": 0.0,
     "optim.momentum": 0.0, "optim.step_size": 1, "optim.gamma": 0.0,
@@ -110,9 +124,27 @@ MINIMUM = {
 }
 
 
+# key -> (element type, lowest, highest or None, exclusive highest?, allowed lengths or None)
+LISTS = {
+    "model.hidden": (int, 1, None, False, None),
+    "model.channels": (int, 1, None, False, range(1, 1 << 10)),
+    "data.shape": (int, 1, None, False, None),
+    "optim.betas": (float, 0.0, 1.0, True, (2,)),
+}
+
+# keys whose value is a mapping of the user's own (not a section of known keys)
+MAPPINGS = {"model.kwargs"}
+
+IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def is_import_string(name):
+    return bool(IMPORT_STRING.match(name))
+
+
 def flat_keys(tree=DEFAULTS, prefix=""):
     for k, v in tree.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and prefix + k not in MAPPINGS:
             yield from flat_keys(v, prefix + k + ".")
         else:
             yield prefix + k
@@ -141,12 +173,35 @@ def _check_value(key, value, where):
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise UsageError(f"config key {key!r} in {where} must be {kind.__name__}, "
                          f"got {type(value).__name__} {value!r}")
+    if key == "model.name" and is_import_string(value):
+        return value
     if key in CHOICES and value not in CHOICES[key]:
+        more = " or an import string 'package.module:make_model'" if key == "model.name" else ""
         raise UsageError(f"config key {key!r} in {where} must be one of "
-                         f"{', '.join(CHOICES[key])}, got {value!r}")
+                         f"{', '.join(CHOICES[key])}{more}, got {value!r}")
     if key in MINIMUM and value < MINIMUM[key]:
         raise UsageError(f"config key {key!r} in {where} must be >= {MINIMUM[key]}, got {value!r}")
+    if key in LISTS:
+        _check_list(key, value, where)
+    if key in MAPPINGS:
+        bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise UsageError(f"config key {key!r} in {where}: {bad[0]!r} is not a keyword name")
+        value = copy.deepcopy(value)
     return value
+
+
+def _check_list(key, value, where):
+    kind, low, high, open_high, lengths = LISTS[key]
+    if lengths is not None and len(value) not in lengths:
+        want = f"{lengths[0]} values" if len(lengths) == 1 else "at least one value"
+        raise UsageError(f"config key {key!r} in {where} must hold {want}, got {value!r}")
+    for v in value:
+        ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+        if not ok or v < low or high is not None and (v >= high if open_high else v > high):
+            top = "" if high is None else f" and {'<' if open_high else '<='} {high}"
+            raise UsageError(f"config key {key!r} in {where} must hold {kind.__name__}s >= {low}"
+                             f"{top}, got {value!r}")
 
 
 def _merge(cfg, overrides, where, prefix=""):
@@ -156,7 +211,7 @@ def _merge(cfg, overrides, where, prefix=""):
         key = prefix + str(k)
         if k not in cfg:
             raise _unknown(key, where)
-        if isinstance(cfg[k], dict):
+        if isinstance(cfg[k], dict) and key not in MAPPINGS:
             if not isinstance(v, dict):
                 raise UsageError(f"config key {key!r} in {where} is a section; give it a mapping")
             _merge(cfg[k], v, where, key + ".")
@@ -191,18 +246,32 @@ def load_config(path=None, sets=()):
             raise UsageError(f"config file {str(path)!r} is not valid YAML{at}") from None
         _merge(cfg, data, f"config file {str(path)!r}")
     for item in sets:
-        key, value = parse_set(item)
-        parts = key.split(".")
-        node = cfg
-        for i, part in enumerate(parts):
-            if not isinstance(node, dict) or part not in node:
-                raise _unknown(key, "--set")
-            if i < len(parts) - 1:
-                node = node[part]
-        if isinstance(node[parts[-1]], dict):
-            raise UsageError(f"--set {key}: {key!r} is a section; set one of its keys")
-        node[parts[-1]] = _check_value(key, value, "--set")
+        _apply_set(cfg, *parse_set(item))
     validate(cfg)
+    return cfg
+
+
+def _apply_set(cfg, key, value):
+    mapping = next((m for m in MAPPINGS if key.startswith(m + ".")), None)
+    if mapping is not None:         # --set model.kwargs.hidden=64: one entry of a free mapping
+        entry = key[len(mapping) + 1:]
+        value = _check_value(mapping, {entry: value}, "--set")
+        key, value = mapping, {**_get(cfg, mapping), **value}
+    parts = key.split(".")
+    node = cfg
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            raise _unknown(key, "--set")
+        if i < len(parts) - 1:
+            node = node[part]
+    if isinstance(node[parts[-1]], dict) and key not in MAPPINGS:
+        raise UsageError(f"--set {key}: {key!r} is a section; set one of its keys")
+    node[parts[-1]] = _check_value(key, value, "--set")
+
+
+def _get(cfg, key):
+    for part in key.split("."):
+        cfg = cfg[part]
     return cfg
 
 
@@ -219,6 +288,17 @@ def validate(cfg):
         raise UsageError(f"config key 'optim.lr' must be > 0, got {cfg['optim']['lr']!r}")
     if cfg["model"]["dropout"] >= 1:
         raise UsageError(f"config key 'model.dropout' must be < 1, got {cfg['model']['dropout']!r}")
+    m = cfg["model"]
+    if m["kwargs"] and not is_import_string(m["name"]):
+        raise UsageError(f"config key 'model.kwargs' is for a model given by import string; the "
+                         f"built-in model.name={m['name']!r} reads the other model keys")
+    if is_import_string(m["name"]):
+        changed = [k for k in m if k not in ("name", "kwargs") and m[k] != DEFAULTS["model"][k]]
+        if changed:
+            raise UsageError(f"config key 'model.{changed[0]}' is for the built-in models; "
+                             f"model.name={m['name']!r} takes its arguments from model.kwargs")
+    from distbp.data import build_augment_from
+    build_augment_from(cfg["data"])         # unknown augmentation names and bad parameters
 
 
 def dump_config(cfg, path):

@@ -2,14 +2,21 @@
 from distbp import optim
 
 
+def optimizer_class(o):
+    """-> (optimizer class, its keyword arguments) for the config's `optim` section: what
+    build_optimizer and ZeroRedundancyOptimizer(params, cls, **kwargs) take."""
+    if o["name"] == "sgd":
+        return optim.SGD, dict(lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
+                               weight_decay=o["weight_decay"])
+    cls = optim.AdamW if o["name"] == "adamw" else optim.Adam
+    return cls, dict(lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
+
+
 def build_optimizer(o, model):
     """`model`: a Module (anything with .parameters()) or a list of parameters."""
     params = list(model.parameters()) if hasattr(model, "parameters") else list(model)
-    if o["name"] == "sgd":
-        return optim.SGD(params, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
-                         weight_decay=o["weight_decay"])
-    cls = optim.AdamW if o["name"] == "adamw" else optim.Adam
-    return cls(params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
+    cls, kwargs = optimizer_class(o)
+    return cls(params, **kwargs)
 
 
 def build_scheduler(o, optimizer, total_steps):

@@ -5,6 +5,16 @@ alone prints and writes.
 The loss of a step is the sum of per-sample (per-token) losses divided by the size of the *global*
 batch, so all-reducing gradients with a plain sum gives the gradient of the global-batch mean on
 every rank, whatever the number of workers (world-size invariance).
+
+Your own model, data and loss keep checkpoints, exact resume, metrics, evaluation and --trace:
+
+    Trainer(cfg, "runs/mine", comm, model=Net(), train_set=(x, y), test_set=(x_test, y_test),
+            loss_fn=nn.MSELoss(reduction="sum")).fit()
+model: an nn.Module, built the same way on every rank (rank 0's parameters are broadcast anyway).
+train_set / test_set: a distbp.data Dataset, an (x, y) pair of arrays or a map-style dataset;
+without test_set nothing is evaluated. loss_fn(output, target) -> the sum over the batch, or
+per-sample losses (reduction="sum" or "none"; see distbp/train/tasks.py); cfg["train"]["loss"]
+still picks the metrics. Everything else comes from cfg (load_config), as for `distbp train`.
 """
 import io
 import json
@@ -17,17 +27,15 @@ import numpy as np
 
 import distbp
 from distbp import nn
-from distbp.nn import functional as F
 from distbp.comm import usable_cpus
-from distbp.data import DistributedLoader, build_augment, open_split
+from distbp.data import DistributedLoader
 from distbp.errors import TrainingStopped
-from distbp.models import LANGUAGE_MODELS, build_model
 from distbp.parallel.ddp import DistributedDataParallel
 from distbp.parallel.zero import ZeroRedundancyOptimizer
 from distbp.train import checkpoint as ckpt
 from distbp.train.allocator import keep_heap
-from distbp.train import metrics as M
-from distbp.train.optim import build_optimizer, build_scheduler
+from distbp.train.build import build_parts
+from distbp.train.optim import build_optimizer, build_scheduler, optimizer_class
 from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
 from distbp.logs import get_logger, line_logger                      # daily: logging, records, export
@@ -56,7 +64,8 @@ def limit_threads(cfg, world_size):
 
 
 class Trainer:
-    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=None, quiet=False):
+    def __init__(self, cfg, out_dir, comm, resume=False, trace=False, log=None, quiet=False, *,
+                 model=None, train_set=None, test_set=None, loss_fn=None):
         self.cfg, self.comm = cfg, comm
         self.quiet = quiet
         self.out = Path(out_dir)
@@ -68,18 +77,15 @@ class Trainer:
         self.threads = limit_threads(cfg, self.world)
         if t["keep_heap"]:
             keep_heap()
-        self.lm = cfg["model"]["name"] in LANGUAGE_MODELS
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
 
-        # data: each rank opens the Parquet footers and later reads only its own row groups
-        self.train_set = open_split(cfg["data"], "train", self.dtype)
-        self.test_set = open_split(cfg["data"], "test", self.dtype)
-        self.meta = self.train_set.describe()
-        self.steps = self._total_steps()
-
-        # model: the same seed on every rank; rank 0's parameters are broadcast anyway
-        distbp.manual_seed(t["seed"])
-        model = build_model(cfg["model"], self.meta)
-        self.model = model.double() if self.dtype == np.float64 else model
+        # data, model, loss: built and checked as the launcher's preflight built them (build.py);
+        # each rank opens the Parquet footers and later reads only its own row groups
+        parts = build_parts(cfg, self.dtype, model, train_set, test_set, loss_fn)
+        self.train_set, self.test_set, self.meta = parts.train_set, parts.test_set, parts.meta
+        self.task, self.loss, self.custom_loss = parts.task, parts.loss, parts.custom_loss
+        self.steps, self.model = parts.steps, parts.model
 
         # data parallelism: ranks checked and synchronised, gradients reduced by the DDP reducer;
         # with the optimizer sharded (ZeRO-1) each rank updates 1/N of the parameters
@@ -88,12 +94,12 @@ class Trainer:
         if trace:
             comm.barrier()
         self.tracer = Tracer(self.rank) if trace else None
-        self.ddp = DistributedDataParallel(self.model, comm, d["bucket_mb"], self.tracer,
-                                           shard_optimizer=self.sharded)
+        # the loss is normalised by the global batch: a plain sum of the gradients
+        self.ddp = DistributedDataParallel(self.model, comm=comm, bucket_cap_mb=d["bucket_mb"],
+                                           tracer=self.tracer, grad_reduction="sum")
         if self.sharded:
-            self.optimizer = ZeroRedundancyOptimizer(
-                self.ddp.reducer, lambda shards: build_optimizer(cfg["optim"], shards),
-                list(self.model.parameters()))
+            cls, kwargs = optimizer_class(cfg["optim"])
+            self.optimizer = ZeroRedundancyOptimizer(self.model.parameters(), cls, **kwargs)
         else:
             self.optimizer = build_optimizer(cfg["optim"], self.model)
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
@@ -102,29 +108,20 @@ class Trainer:
         if resume:
             self._resume()      # every rank reads the same checkpoint
         self.loader = DistributedLoader(self.train_set, t["global_batch_size"], self.rank,
-                                        self.world, seed=t["seed"],
-                                        augment=build_augment(cfg["data"]["augment"]),
+                                        self.world, seed=t["seed"], augment=parts.augment,
                                         start_step=self.start_step)
         self.metrics_file = self.out / "metrics.jsonl"
         self.recorder = Recorder(self.out, t["tensorboard"], resume) if self.is_main else None  # daily
 
-    def _total_steps(self):
-        t = self.cfg["train"]
-        if t["epochs"]:
-            return t["epochs"] * (len(self.train_set) // t["global_batch_size"])
-        return t["steps"]
-
     # -- one optimizer step ---------------------------------------------------------------------------
     def loss_sum(self, batch):
-        """Sum of per-sample (per-token) losses of a local (micro-)batch."""
+        """Sum of per-sample (per-element) losses of a local (micro-)batch."""
         x = distbp.from_numpy(batch.x)
-        y = distbp.from_numpy(batch.y)
         with distbp.random.per_sample(self.cfg["train"]["seed"], batch.step, batch.indices):
-            logits = self.ddp(x)
-        if self.lm:                                             # (B, T, V) against (B, T)
-            logits = logits.reshape(-1, logits.shape[-1])
-            y = y.reshape(-1)
-        return F.cross_entropy(logits, y, reduction="sum")
+            out = self.ddp(x)
+        if self.custom_loss:                   # the user's loss sees the output and y as they are
+            return self.loss(out, batch.y)
+        return self.loss(*self.task.align(out, batch.y))
 
     def train_step(self, step, batch):
         """-> (loss of the global batch, global gradient norm or nan if the step was skipped)."""
@@ -157,7 +154,6 @@ class Trainer:
                     tr.complete("forward", t0, t1)
                     tr.complete("backward", t1, t2)
             loss_total += float(loss.item())
-        self.ddp.finish_gradient_sync()
         return loss_total
 
     def apply_update(self, step):
@@ -172,6 +168,8 @@ class Trainer:
             coef = nn.utils.clip_coefficient(grad_norm, clip)
             if coef < 1.0:
                 for g in self.optimizer.shard_grads():
+                    if g is None:
+                        continue
                     g *= coef
         elif clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -204,7 +202,8 @@ class Trainer:
     def _grad_sq_sum(self):
         """(sum of squared gradient entries, name of the first parameter with a non-finite one)."""
         if self.sharded:    # each rank has its shard: one small all-reduce (the same bits everywhere)
-            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads() if g.size)
+            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads()
+                     if g is not None and g.size)
             sq = float(self.comm.allreduce(np.array([sq]))[0])
             if math.isfinite(sq):
                 return sq, None
@@ -280,34 +279,30 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, step):
         """Each rank evaluates a contiguous shard of the test set; the sufficient statistics are
-        summed across ranks, so every rank ends with the same metrics."""
+        summed across ranks, so every rank ends with the same metrics. The loss is the training
+        loss per target element, computed in float64; the metrics are the task's (tasks.py)."""
+        if self.test_set is None:
+            return None
         self.model.eval()
-        C = self.meta.get("num_classes", 0)
-        nll, count = 0.0, 0
-        conf = np.zeros((C, C), np.int64) if not self.lm else None
-        hist = np.zeros((2, C, M.AP_BINS), np.int64) if not self.lm else None
+        stats = self.task.new_stats()
         with distbp.no_grad():
             for x, y in self.test_set.shard_batches(self.rank, self.world, EVAL_BATCH):
-                logits = self.model(distbp.from_numpy(x))
-                if self.lm:
-                    logits = logits.reshape(-1, logits.shape[-1])
-                    y = y.reshape(-1)
-                logp = F.log_softmax(logits, dim=-1).data.astype(np.float64)
-                nll -= float(logp[np.arange(len(y)), y].sum())
-                count += len(y)
-                if not self.lm:
-                    conf += M.confusion(logp.argmax(1), y, C)
-                    hist += M.score_histograms(np.exp(logp), y, C)
-        sums = self.comm.allreduce(np.array([nll, count], dtype=np.float64))
-        nll, count = float(sums[0]), int(sums[1])
-        record = {"kind": "eval", "step": step, "loss": nll / max(count, 1)}
-        if self.lm:
-            record["bpc"] = M.bits_per_char(nll, count)
-        else:
-            conf = self.comm.allreduce(conf)
-            hist = self.comm.allreduce(hist)
-            record.update(accuracy=M.accuracy(conf), macro_f1=M.macro_f1(conf),
-                          mean_average_precision=M.mean_average_precision(hist))
+                if not len(y):
+                    continue
+                out = self.model(distbp.from_numpy(x))
+                aligned, ya = self.task.align(out, y)
+                if self.custom_loss:
+                    loss = self.loss(distbp.from_numpy(out.data.astype(np.float64)), y)
+                else:
+                    aligned = distbp.from_numpy(aligned.data.astype(np.float64))
+                    loss = self.loss(aligned, ya)
+                stats["loss"] += [float(loss.item()), np.size(y)]
+                self.task.accumulate(stats, aligned.data.astype(np.float64), ya)
+        for key in sorted(stats):                   # the same order on every rank
+            stats[key] = self.comm.allreduce(stats[key])
+        loss_sum, count = stats["loss"]
+        record = {"kind": "eval", "step": step, "loss": float(loss_sum / max(count, 1)),
+                  **self.task.metrics(stats)}
         self._write_metrics(record)
         self.model.train()
         return record
@@ -374,7 +369,7 @@ class Trainer:
                    "skipped_steps": self.skipped_steps, "threads_per_worker": self.threads,
                    "comm_seconds": self.ddp.reducer.stats["comm_seconds"],
                    "exposed_comm_seconds": self.ddp.reducer.stats["exposed_seconds"]}
-        for k, v in last_eval.items():
+        for k, v in (last_eval or {}).items():
             if k not in ("kind", "step"):
                 summary["test_" + k if k != "loss" else "test_loss"] = v
         summary["provenance"] = provenance(self.comm, self.cfg["dist"]["backend"])  # daily (collective)

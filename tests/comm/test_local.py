@@ -32,7 +32,7 @@ def test_body(size):
     # wraps hundreds of times, and ring.allreduce takes its blocked path even for small arrays;
     # its small-message switch is at 4 KB (the others: the default), so both paths run often.
     small = dict(slot_bytes=16384, nslots=4, small_bytes=4096, env={"DISTBP_LOCAL_BLOCK_BYTES": "65536"})
-    results = spawn(workers.run_bodies, size, timeout=30, **(small if size == 3 else {}))
+    results = spawn(workers.run_bodies, nprocs=size, timeout=30, **(small if size == 3 else {}))
     assert [r["rank"] for r in results] == list(range(size))
     assert all(r["size"] == size and r["backend"] == "local" for r in results)
     assert all(r["counts"] == results[0]["counts"] for r in results)
@@ -40,13 +40,13 @@ def test_body(size):
 
 def test_large_buffer_100m_float32():
     n = 100_000_000 + 3
-    results = spawn(workers.large_allreduce, 2, args=(n,), timeout=60)
+    results = spawn(workers.large_allreduce, args=(n,), nprocs=2, timeout=60)
     assert all(r["ok"] for r in results)
     assert results[0]["sum"] == results[1]["sum"]
 
 
 def test_spawn_returns_results_in_rank_order():
-    assert spawn(workers.return_rank, 3, args=(10,)) == [10, 11, 12]
+    assert spawn(workers.return_rank, args=(10,), nprocs=3) == [10, 11, 12]
 
 
 @pytest.mark.parametrize("how,needle", [("kill", "SIGKILL"), ("exit", "exited with code 3"),
@@ -54,7 +54,7 @@ def test_spawn_returns_results_in_rank_order():
 def test_dead_peer_named(how, needle):
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, 3, args=(2, how), timeout=10)
+        spawn(workers.die_in_allreduce, args=(2, how), nprocs=3, timeout=10)
     assert time.monotonic() - t0 < 10, "others must notice the death at once, not at the timeout"
     assert info.value.rank == 2 and "rank 2 of 3" in str(info.value) and needle in str(info.value)
     assert "allreduce" in str(info.value).splitlines()[0]  # what the others were doing
@@ -65,7 +65,7 @@ def test_dead_peer_named(how, needle):
 def test_hung_peer_times_out_naming_it():
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2)
+        spawn(workers.die_in_allreduce, args=(1, "hang"), nprocs=3, timeout=2)
     elapsed = time.monotonic() - t0
     assert elapsed < 12, elapsed
     msg = str(info.value)
@@ -75,7 +75,7 @@ def test_hung_peer_times_out_naming_it():
 
 @pytest.mark.parametrize("kind", ["count", "dtype"])
 def test_debug_mode_names_the_mismatch(kind):
-    results = spawn(workers.mismatch, 3, args=(kind, True), timeout=10)
+    results = spawn(workers.mismatch, args=(kind, True), nprocs=3, timeout=10)
     detail = "count=12" if kind == "count" else "float64"
     for r in results:  # every rank raises the same clear error, naming both calls
         assert "mismatched collectives" in r["error"] and "rank 1" in r["error"], r
@@ -84,7 +84,7 @@ def test_debug_mode_names_the_mismatch(kind):
 
 def test_mismatch_without_debug_raises_not_corrupts():
     with _either() as outcome:
-        outcome.value = spawn(workers.mismatch, 2, args=("count", False), timeout=5)
+        outcome.value = spawn(workers.mismatch, args=("count", False), nprocs=2, timeout=5)
     errors = [r["error"] for r in outcome.value] if outcome.value else [str(outcome.error)]
     assert any(e and "rank" in e and "bytes" in e for e in errors), errors
 
@@ -113,7 +113,7 @@ def _interactive_sigint():
 def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
     """SIGINT to the launcher ends every worker (even one sleeping outside a collective)."""
     code = ("import sys; from distbp.comm import spawn; from tests.comm import workers\n"
-            f"spawn(workers.sleep_in_allreduce, 3, args=({str(tmp_path / 'pid')!r},), timeout=60)")
+            f"spawn(workers.sleep_in_allreduce, args=({str(tmp_path / 'pid')!r},), nprocs=3, timeout=60)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": root}, preexec_fn=_interactive_sigint)
@@ -145,17 +145,17 @@ def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
     from distbp.comm import local
     crowded = local.oversubscribed(size)
     expect = (local.SPIN_POLLS_OVERSUBSCRIBED, 0.0) if crowded else (local.SPIN_POLLS, local.SPIN_MS / 1e3)
-    assert spawn(workers.waiting_policy, size) == [expect] * size
+    assert spawn(workers.waiting_policy, nprocs=size) == [expect] * size
     expect = (expect[0], 0.0 if crowded else 0.0005)
-    assert spawn(workers.waiting_policy, size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
+    assert spawn(workers.waiting_policy, nprocs=size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
 
 
 @pytest.mark.skipif(distbp.comm.local.oversubscribed(2), reason="2 ranks need 2 cores to spin")
 def test_a_waiting_rank_spins_instead_of_sleeping():
     """Rank 1 waits ~3 ms for rank 0, 20 times: by default it busy-waits (voluntary context
     switches: none, give or take a stray one); with DISTBP_COMM_SPIN_MS=0 it sleeps on its bell."""
-    spun = spawn(workers.sleeps_while_waiting, 2, args=(0.003, 20))[1]
-    slept = spawn(workers.sleeps_while_waiting, 2, args=(0.003, 20), env={"DISTBP_COMM_SPIN_MS": "0"})[1]
+    spun = spawn(workers.sleeps_while_waiting, args=(0.003, 20), nprocs=2)[1]
+    slept = spawn(workers.sleeps_while_waiting, args=(0.003, 20), nprocs=2, env={"DISTBP_COMM_SPIN_MS": "0"})[1]
     assert spun <= 3 and slept >= 15, (spun, slept)
 
 
@@ -163,7 +163,7 @@ def test_a_waiting_rank_spins_instead_of_sleeping():
 def test_a_bad_spin_setting_stops_the_launch_in_one_line(value):
     from distbp.errors import UsageError
     with pytest.raises(UsageError) as info:
-        spawn(workers.return_rank, 2, env={"DISTBP_COMM_SPIN_MS": value})
+        spawn(workers.return_rank, nprocs=2, env={"DISTBP_COMM_SPIN_MS": value})
     assert multiprocessing.active_children() == []
     assert str(info.value) == (f"DISTBP_COMM_SPIN_MS={value!r}: give the busy-wait in milliseconds, "
                                "a number >= 0")
@@ -186,7 +186,7 @@ def test_bad_arguments():
     with pytest.raises(CommError, match="distbp.comm.spawn"):
         distbp.comm.init("local")
     with pytest.raises(ValueError, match="nprocs"):
-        spawn(workers.return_rank, 0)
+        spawn(workers.return_rank, nprocs=0)
     with pytest.raises(ValueError, match=r"non-negative integers, got \(3, -1\)"):
         comm.empty((3, -1))
     with pytest.raises(ValueError, match="numeric dtype"):
@@ -204,7 +204,7 @@ def test_symmetric_memory_mismatch_is_named_not_a_hang(kind, needle):
     """Ranks that pass different views of symmetric memory (or a private array where the others
     pass a symmetric one) would read the wrong bytes of each other: rank 0 names rank 1 at once."""
     with _either() as outcome:
-        outcome.value = spawn(workers.symmetric_mismatch, 2, args=(kind,), timeout=10)
+        outcome.value = spawn(workers.symmetric_mismatch, args=(kind,), nprocs=2, timeout=10)
     if outcome.value:
         first = outcome.value[0]
         assert first["rank"] == 1 and first["seconds"] < 5, first
@@ -217,10 +217,10 @@ def test_symmetric_memory_mismatch_is_named_not_a_hang(kind, needle):
 def test_dead_peer_named_in_a_symmetric_allreduce():
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_symmetric_allreduce, 3, args=(2,), timeout=10)
+        spawn(workers.die_in_symmetric_allreduce, args=(2,), nprocs=3, timeout=10)
     assert time.monotonic() - t0 < 10 and info.value.rank == 2, str(info.value)
     assert "exited with code 3" in str(info.value) and "allreduce" in str(info.value).splitlines()[0]
 
 
 def test_symmetric_memory_lives_as_long_as_its_views():
-    assert spawn(workers.symmetric_lifetime, 2) == [(1, 0), (1, 0)]
+    assert spawn(workers.symmetric_lifetime, nprocs=2) == [(1, 0), (1, 0)]

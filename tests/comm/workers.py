@@ -9,11 +9,11 @@ import distbp.comm
 from tests.comm import bodies
 
 
-def run_bodies():
+def run_bodies(rank):
     return bodies.run_all(distbp.comm.init("local"))
 
 
-def large_allreduce(n):
+def large_allreduce(rank, n):
     """n float32 per rank: returns a checksum of the result and whether it is right."""
     comm = distbp.comm.init("local")
     x = np.full(n, comm.rank + 1, np.float32)
@@ -25,7 +25,7 @@ def large_allreduce(n):
     return {"ok": ok, "sum": float(x[:1_000_000].astype(np.float64).sum())}
 
 
-def die_in_allreduce(victim, how):
+def die_in_allreduce(rank, victim, how):
     """Rank `victim` dies (or hangs) instead of joining an allreduce; the others are inside it."""
     comm = distbp.comm.init("local")
     if comm.rank == victim:
@@ -45,7 +45,7 @@ def die_in_allreduce(victim, how):
     return "unreachable"
 
 
-def mismatch(kind, debug):
+def mismatch(rank, kind, debug):
     """Rank 1 calls with a different count or dtype; returns the CommError each rank saw."""
     comm = distbp.comm.init("local", debug=debug)
     n, dtype = 10, np.float32
@@ -58,11 +58,13 @@ def mismatch(kind, debug):
     return {"error": None}
 
 
-def return_rank(offset=0):
-    return distbp.comm.init("auto").rank + offset
+def return_rank(rank, offset=0):
+    comm = distbp.comm.init("auto")
+    assert comm.rank == rank, f"spawn handed rank {rank} to the worker of rank {comm.rank}"
+    return rank + offset
 
 
-def sleep_in_allreduce(path):
+def sleep_in_allreduce(rank, path):
     """Every rank blocks in a collective that never completes (rank 0 never joins)."""
     comm = distbp.comm.init("local")
     with open(f"{path}.{comm.rank}", "w") as f:
@@ -72,13 +74,13 @@ def sleep_in_allreduce(path):
     comm.allreduce(np.ones(10))
 
 
-def waiting_policy():
+def waiting_policy(rank):
     """(polls, busy-wait seconds) of this rank's shared-memory transport."""
     t = distbp.comm.init("auto").transport
     return t.spin, t.spin_seconds
 
 
-def sleeps_while_waiting(delay, times):
+def sleeps_while_waiting(rank, delay, times):
     """Rank 1 waits `delay` s in an all-reduce for rank 0, `times` times; -> how often it slept
     meanwhile (voluntary context switches), on rank 1 (None on the others)."""
     comm = distbp.comm.init("auto")
@@ -99,7 +101,7 @@ def _voluntary_switches():
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
 
 
-def symmetric_mismatch(kind):
+def symmetric_mismatch(rank, kind):
     """Rank 1 passes something else than rank 0 to a large collective on comm.empty() memory (or
     asks comm.empty for another size); returns the CommError each rank saw, fast or not."""
     comm = distbp.comm.init("local")
@@ -120,7 +122,7 @@ def symmetric_mismatch(kind):
     return {"error": None}
 
 
-def die_in_symmetric_allreduce(victim):
+def die_in_symmetric_allreduce(rank, victim):
     """Rank `victim` exits instead of joining an all-reduce of symmetric memory."""
     comm = distbp.comm.init("local")
     x = comm.empty(1_000_000, np.float32)
@@ -129,7 +131,7 @@ def die_in_symmetric_allreduce(victim):
     comm.allreduce(x)
 
 
-def symmetric_lifetime():
+def symmetric_lifetime(rank):
     """comm.empty allocations live as long as the caller's views of them."""
     comm = distbp.comm.init("local")
     heap = comm.transport.heap

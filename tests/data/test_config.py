@@ -16,7 +16,7 @@ def test_builtin_is_prepared_on_first_use(tmp_path):
     assert ensure_prepared(c) == tmp_path / "data" / "syn"
     train = open_split(c, "train", np.float64)
     assert train.describe() == {"shape": (1, 16), "task": "classification", "rows": 512,
-                                "num_classes": 4}
+                                "num_classes": 4, "num_outputs": 4, "target_shape": ()}
     assert train.take([0])[0].dtype == np.float64
     ensure_prepared(c)  # second call: already there
 

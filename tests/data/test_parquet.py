@@ -113,8 +113,51 @@ def test_wrong_column_types(tmp_path):
         ParquetDataset(tmp_path / "scalar.parquet")
     pq.write_table(pa.table({"features": pa.array([[1.0], [2.0]]), "label": pa.array(["a", "b"])}),
                    tmp_path / "strlabel.parquet")
-    with pytest.raises(UsageError, match="label column 'label' must hold integers, got string"):
+    with pytest.raises(UsageError, match="label column 'label' must hold an integer, a float or a "
+                                         "list of numbers per row, got string"):
         ParquetDataset(tmp_path / "strlabel.parquet")
+    pq.write_table(pa.table({"features": pa.array([[1.0], [2.0]]), "label": pa.array([0.5, 1.5])}),
+                   tmp_path / "floatlabel.parquet")
+    with pytest.raises(UsageError, match="must hold one integer per row for classification"):
+        ParquetDataset(tmp_path / "floatlabel.parquet", task="classification")
+
+
+def test_real_valued_and_list_targets(tmp_path):
+    """Float labels are regression targets (n,); list labels target vectors (n, k) in x's dtype."""
+    x = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    pq.write_table(pa.table({"features": pa.array(x), "label": pa.array([0.5, 1.5, -2.0])}),
+                   tmp_path / "reg.parquet")
+    ds = ParquetDataset(tmp_path / "reg.parquet", dtype=np.float64)
+    assert ds.task == "regression" and ds.num_classes is None
+    xs, ys = ds.take([2, 0])
+    assert ys.dtype == np.float64 and ys.tolist() == [-2.0, 0.5]
+    assert ds.describe()["num_outputs"] == 1 and ds.describe()["target_shape"] == ()
+    pq.write_table(pa.table({"features": pa.array(x), "label": pa.array([[0, 1, 1], [1, 0, 0],
+                                                                         [0, 0, 1]])}),
+                   tmp_path / "multi.parquet")
+    ds = ParquetDataset(tmp_path / "multi.parquet")
+    _, ys = ds.take([1, 2])
+    assert ys.dtype == np.float32 and ys.tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert ds.describe()["num_outputs"] == 3 and ds.describe()["target_shape"] == (3,)
+    assert ds.take([])[1].shape == (0, 3)
+
+
+def test_variable_length_rows_are_checked_against_the_shape_on_open(tmp_path):
+    """Lists of varying type (not fixed-size) are checked on the first row group when opened, not
+    first when a worker reads them."""
+    pq.write_table(pa.table({"features": pa.array([[1.0] * 40] * 4), "label": pa.array([0] * 4)}),
+                   tmp_path / "d.parquet")
+    assert ParquetDataset(tmp_path / "d.parquet", sample_shape=[1, 40]).sample_shape == (1, 40)
+    with pytest.raises(UsageError, match=r"holds 40 values per sample.*sample_shape \[1, 50\]") as e:
+        ParquetDataset(tmp_path / "d.parquet", sample_shape=[1, 50])
+    assert e.value.param == "sample_shape"
+
+
+def test_given_num_classes_is_checked_against_the_labels(tmp_path):
+    _, y = make_file(tmp_path / "d.parquet")
+    with pytest.raises(UsageError, match=f"num_classes=3 but the labels go up to {y.max()}"):
+        ParquetDataset(tmp_path / "d.parquet", num_classes=3)
+    assert ParquetDataset(tmp_path / "d.parquet", num_classes=7).num_classes == 7
 
 
 def test_shape_that_does_not_fit(tmp_path):

@@ -24,12 +24,12 @@ def run_dir(tmp_path, name, cfg):
     return out
 
 
-def _local_worker(cfg, out):
+def _local_worker(rank, cfg, out):
     return Trainer(cfg, out, C.init("local", timeout=60)).fit()
 
 
 def run_local(tmp_path, name, cfg):
     """`cfg` trained by the local backend (processes, ring all-reduce) -> its run directory."""
     out = run_dir(tmp_path, name, cfg)
-    C.spawn(_local_worker, cfg["dist"]["workers"], args=(cfg, str(out)), timeout=120)
+    C.spawn(_local_worker, args=(cfg, str(out)), nprocs=cfg["dist"]["workers"], timeout=120)
     return out
