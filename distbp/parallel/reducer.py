@@ -152,6 +152,7 @@ class Reducer:
             self.unreduced = True
             return
         self._open = True
+        self.unreduced = True           # until _finish: a step now would use local gradients
         self._local = self._trivial()
         autograd.queue_callback(self._finish)
         if self._local:
@@ -179,8 +180,11 @@ class Reducer:
         else:
             np.multiply(g, self._weight, out=slot)
 
-    def _launch_ready(self):
-        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+    def _launch_ready(self, last=False):
+        """Start every full bucket in index order; the last one only from _finish (`last`), so its
+        time counts as exposed communication."""
+        stop = len(self.buckets) if last else len(self.buckets) - 1
+        while self._next < stop and self.buckets[self._next].pending == 0:
             b = self.buckets[self._next]
             b.t_launch = time.perf_counter()
             b.future = self._run_hook(b)
@@ -202,7 +206,7 @@ class Reducer:
         if stuck:
             raise RuntimeError(f"reducer: bucket(s) {stuck} still wait for gradients at the end of "
                                "backward (a hook was removed?)")
-        self._launch_ready()
+        self._launch_ready(last=True)
         if self._control is not None:
             self._used = self._control.wait()[3:] > 0
             self._control = None

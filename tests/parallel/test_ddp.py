@@ -226,7 +226,7 @@ def test_every_schedule_is_right_on_every_rank_every_run():
         return model
 
     want = {"heads": ref(heads)}
-    r0, r1 = C.spawn(_schedule_worker, 2, args=(6,), timeout=180)
+    r0, r1 = C.spawn(_schedule_worker, 2, args=(10,), timeout=180)
     for name in _schedules(None, 0, mb):
         runs = r0[name]["runs"] + r1[name]["runs"]
         assert all(b == runs[0] for b in runs), f"{name}: ranks or runs differ"
