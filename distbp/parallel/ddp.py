@@ -44,7 +44,7 @@ import numpy as np
 from distbp import autograd
 from distbp.nn.module import Module
 from distbp.optim.optimizer import register_optimizer_step_pre_hook
-from distbp.parallel.reducer import FORWARD, ROUND, Reducer
+from distbp.parallel.reducer import FORWARD, ROUND, Reducer, wait_control
 from distbp.tensor import Tensor
 
 
@@ -149,7 +149,7 @@ class _Forward:
             if self.control is None:
                 self._scale = 1.0
             else:
-                total = self.control.wait()
+                total = wait_control(self.control)
                 self.control = None
                 self.active = int(round(total[1]))
                 if total[0] <= 0:

@@ -31,11 +31,24 @@ import time
 import numpy as np
 
 from distbp import autograd
+from distbp.comm.base import CommError
 from distbp.parallel import flat
 from distbp.parallel.comm_hooks import GradBucket, allreduce_hook, reduce_scatter_hook
 
 # control vector: [samples, active ranks, kind, used flag per parameter], summed over ranks
 FORWARD, ROUND = 1.0, 2.0
+
+
+def wait_control(work):
+    """Wait for a control all-reduce; a peer that never joins it has most likely run out of
+    batches: say so, with the rank the communicator blames."""
+    try:
+        return work.wait()
+    except CommError as e:
+        who = f"rank {e.rank}" if e.rank is not None else "a rank"
+        raise CommError(f"{e} -- DistributedDataParallel: if {who} ran out of batches before the "
+                        "others, run the loop inside `with ddp.join():` (or give every rank the "
+                        "same number of batches)", rank=e.rank, op=e.op) from e
 
 
 class _Bucket:
@@ -208,7 +221,7 @@ class Reducer:
                                "backward (a hook was removed?)")
         self._launch_ready(last=True)
         if self._control is not None:
-            self._used = self._control.wait()[3:] > 0
+            self._used = wait_control(self._control)[3:] > 0
             self._control = None
         for b in self.buckets:
             result = b.future.wait()

@@ -337,3 +337,20 @@ def _join_norm_worker():
 def test_join_refuses_batchnorm():
     for msg in C.spawn(_join_norm_worker, 2, timeout=60):
         assert "batch-norm layer 'norm'" in msg
+
+
+def _ran_out_worker():
+    comm = C.init("local", timeout=2)
+    model = Net()
+    ddp = DDP(model, comm=comm)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = data()
+    for _ in range(1 + comm.rank):      # rank 0 runs out after one batch, without join()
+        F.cross_entropy(ddp(t(x[:8])), t(y[:8])).backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def test_a_rank_out_of_batches_without_join_is_named():
+    with pytest.raises(Exception, match=r"if rank 0 ran out of batches.*ddp.join\(\)"):
+        C.spawn(_ran_out_worker, 2, timeout=10)
