@@ -27,6 +27,7 @@ the full sum only in its shard of every bucket (comm.shard_bounds); the rest of 
 this rank's own contribution until gather_gradients() is called.
 """
 import time
+import weakref
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class Reducer:
         self._param_buffers = None
         self.rounds = 0         # rounds completed
         self.unreduced = False  # some .grad holds a local gradient no round has reduced yet
-        self._task = None       # the GraphTask whose first hook we have seen
+        self._task = lambda: None   # weakref to the GraphTask whose first hook we have seen
         self._open = False      # a round is in progress (its _finish is queued)
         self._local = False     # ... on one process with nothing to do (see _trivial)
         self._broken = False
@@ -141,8 +142,8 @@ class Reducer:
     # -- hooks --------------------------------------------------------------------------------------
     def _on_grad_ready(self, p):
         task = autograd.current_graph_task()
-        if task is not self._task:
-            self._task = task
+        if task is not self._task():
+            self._task = weakref.ref(task)     # weak: the task holds the whole graph's nodes
             self._begin(task)
         if not self._open or self._local:
             return
