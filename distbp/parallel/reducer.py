@@ -87,6 +87,7 @@ class Reducer:
         self.comm = comm
         self.tracer = tracer
         self.prepare = prepare or (lambda task: (True, 1.0))
+        self.on_control = lambda total: None    # sees every round's summed control vector
         self.shard = False
         params = [p for p in params if p.requires_grad]
         self.params = params
@@ -222,7 +223,9 @@ class Reducer:
                                "backward (a hook was removed?)")
         self._launch_ready(last=True)
         if self._control is not None:
-            self._used = wait_control(self._control)[3:] > 0
+            total = wait_control(self._control)
+            self.on_control(total)
+            self._used = total[3:] > 0
             self._control = None
         for b in self.buckets:
             result = b.future.wait()

@@ -299,16 +299,21 @@ def join_batches():
     return out
 
 
-def _join_worker():
+def _join_worker(throw=False, reduction="mean"):
     comm = C.init("local", timeout=60)
     model = Net()
-    ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS)
+    ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS, grad_reduction=reduction)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    with ddp.join():
-        for x, y in join_batches()[comm.rank]:
-            F.cross_entropy(ddp(t(x)), t(y)).backward()
-            opt.step()
-            opt.zero_grad()
+    steps = 0
+    try:
+        with ddp.join(throw_on_early_termination=throw):
+            for x, y in join_batches()[comm.rank]:
+                F.cross_entropy(ddp(t(x)), t(y)).backward()
+                opt.step()
+                opt.zero_grad()
+                steps += 1
+    except RuntimeError as e:
+        return {"error": str(e), "steps": steps}
     return bits(model)
 
 
@@ -322,6 +327,11 @@ def test_join_with_uneven_batch_counts():
     r0, r1 = C.spawn(_join_worker, 2, timeout=120)
     assert r0 == r1
     assert max_diff(ref, r0) < 1e-12
+    for reduction in ("mean", "sum"):   # every rank stops at the first round rank 0 misses
+        r0, r1 = C.spawn(_join_worker, 2, args=(True, reduction), timeout=120)
+        assert r0 == {"error": "rank 0 ran out of inputs before the others "
+                               "(join(throw_on_early_termination=True))", "steps": 2}
+        assert r1["steps"] == 2 and "rank 1: 1 rank(s) ran out of inputs" in r1["error"]
 
 
 def _join_norm_worker():
