@@ -99,6 +99,9 @@ class Reducer:
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
         self._position = {id(p): k for k, p in enumerate(params)}
+        # the round's control vector, reused: in symmetric memory like the buckets, so that above
+        # the small-message size it is read in place as they are
+        self._control_buf = comm.empty(3 + len(params), np.float64)
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
         self.comm_hook, self.hook_state = None, None
         self._param_buffers = None
@@ -174,8 +177,9 @@ class Reducer:
             return
         self.t_backward_start = time.perf_counter()
         used = [task.reaches_leaf(p) or p.grad is not None for p in self.params]
-        control = self.control(kind=ROUND, used=used)
-        self._control = self.comm.allreduce_async(control) if self.comm.size > 1 else None
+        self._control_buf[...] = self.control(kind=ROUND, used=used)
+        self._control = (self.comm.allreduce_async(self._control_buf) if self.comm.size > 1
+                         else None)
         if self._control is None:
             self._used = np.asarray(used, bool)
         for b in self.buckets:      # what backward will not reach: its gradient (or zeros) now
@@ -223,7 +227,7 @@ class Reducer:
                                "backward (a hook was removed?)")
         self._launch_ready(last=True)
         if self._control is not None:
-            total = wait_control(self._control)
+            total = wait_control(self._control).copy()
             self.on_control(total)
             self._used = total[3:] > 0
             self._control = None
