@@ -256,7 +256,7 @@ class GraphTask:
     """The backward() in progress on this thread: the graph nodes it reaches, the hooked leaves it
     will deliver a gradient to, and the callbacks to run once the pass is over (FIFO; a callback
     may queue more)."""
-    __slots__ = ("nodes", "leaves", "callbacks")
+    __slots__ = ("nodes", "leaves", "callbacks", "__weakref__")
 
     def __init__(self, nodes, leaves):
         self.nodes, self.leaves, self.callbacks = nodes, leaves, []

@@ -44,7 +44,7 @@ import numpy as np
 from distbp import autograd
 from distbp.nn.module import Module
 from distbp.optim.optimizer import register_optimizer_step_pre_hook
-from distbp.parallel.reducer import FORWARD, ROUND, Reducer
+from distbp.parallel.reducer import FORWARD, ROUND, Reducer, wait_control
 from distbp.tensor import Tensor
 
 
@@ -138,8 +138,9 @@ class _Forward:
     """One forward pass: its samples, its sync decision, the graph nodes marking its outputs, and
     (mean) the all-reduce of the samples, whose result sets the scale of its outputs' gradient."""
 
-    def __init__(self, samples, sync, control, world):
+    def __init__(self, samples, sync, control, world, on_control):
         self.samples, self.sync, self.control, self.world = samples, sync, control, world
+        self.on_control = on_control
         self.nodes = []
         self._scale = None
         self.active = world
@@ -149,8 +150,9 @@ class _Forward:
             if self.control is None:
                 self._scale = 1.0
             else:
-                total = self.control.wait()
+                total = wait_control(self.control)
                 self.control = None
+                self.on_control(total)
                 self.active = int(round(total[1]))
                 if total[0] <= 0:
                     raise RuntimeError("DistributedDataParallel: every rank's forward got an empty "
@@ -245,6 +247,8 @@ class DistributedDataParallel(Module):
         self._forwards = []     # forward passes whose backward has not run yet
         self._active = comm.size
         self._joined = False
+        self._throw = False     # inside join(throw_on_early_termination=True)
+        self.reducer.on_control = self._check_early
         _instances.add(self)
 
     def forward(self, *inputs, **kwargs):
@@ -264,7 +268,8 @@ class DistributedDataParallel(Module):
         out = self.module(*inputs, **kwargs)
         if not autograd.is_grad_enabled():
             return out
-        record = _Forward(samples or 0, self.require_backward_grad_sync, control, self.comm.size)
+        record = _Forward(samples or 0, self.require_backward_grad_sync, control, self.comm.size,
+                          self._check_early)
         out = _mark(out, record)
         if record.nodes:
             self._forwards.append(record)
@@ -285,6 +290,14 @@ class DistributedDataParallel(Module):
             f.scale()
             self._active = f.active
         return True, 1.0 / self._active
+
+    def _check_early(self, total):
+        """An active rank's view of a control all-reduce: under join(throw_on_early_termination=
+        True), a rank that has left ends the loop on every rank."""
+        if self._throw and int(round(total[1])) < self.comm.size:
+            gone = self.comm.size - int(round(total[1]))
+            raise RuntimeError(f"rank {self.comm.rank}: {gone} rank(s) ran out of inputs before "
+                               "the others (join(throw_on_early_termination=True))")
 
     def _check_reduced(self, params):
         if not self.reducer.unreduced:
@@ -325,9 +338,8 @@ class DistributedDataParallel(Module):
         ranks by samples, so a rank that left weighs nothing (divide_by_initial_world_size has no
         effect). Not with batch-norm (its statistics all-reduce in forward cannot be shadowed),
         ZeroRedundancyOptimizer or other collectives in the loop; a joined rank's optimizer state
-        is not updated."""
-        if throw_on_early_termination:
-            raise NotImplementedError("join(throw_on_early_termination=True) is not supported")
+        is not updated. throw_on_early_termination=True: instead, once a rank has run out every
+        rank raises RuntimeError at its next gradient round."""
         if not enable or self.comm.size == 1:
             yield
             return
@@ -339,7 +351,11 @@ class DistributedDataParallel(Module):
         if self.reducer.shard:
             raise RuntimeError("join() does not shadow a ZeroRedundancyOptimizer's all-gather; give "
                                "every rank the same number of batches")
-        yield
+        self._throw = bool(throw_on_early_termination)
+        try:
+            yield
+        finally:
+            self._throw = False
         self._joined = True
         try:
             while True:
@@ -348,6 +364,9 @@ class DistributedDataParallel(Module):
                 if active == 0:
                     break
                 self.reducer.shadow(ROUND if round(total[2] / active) == ROUND else FORWARD)
+                if throw_on_early_termination:
+                    raise RuntimeError(f"rank {self.comm.rank} ran out of inputs before the "
+                                       "others (join(throw_on_early_termination=True))")
             rounds = self.comm.allgather(np.array([self.reducer.rounds], np.int64))[:, 0]
             broadcast_state(self.module, self.comm, root=int(np.argmax(rounds)))
         finally:

@@ -27,15 +27,29 @@ the full sum only in its shard of every bucket (comm.shard_bounds); the rest of 
 this rank's own contribution until gather_gradients() is called.
 """
 import time
+import weakref
 
 import numpy as np
 
 from distbp import autograd
+from distbp.comm.base import CommError
 from distbp.parallel import flat
 from distbp.parallel.comm_hooks import GradBucket, allreduce_hook, reduce_scatter_hook
 
 # control vector: [samples, active ranks, kind, used flag per parameter], summed over ranks
 FORWARD, ROUND = 1.0, 2.0
+
+
+def wait_control(work):
+    """Wait for a control all-reduce; a peer that never joins it has most likely run out of
+    batches: say so, with the rank the communicator blames."""
+    try:
+        return work.wait()
+    except CommError as e:
+        who = f"rank {e.rank}" if e.rank is not None else "a rank"
+        raise CommError(f"{e} -- DistributedDataParallel: if {who} ran out of batches before the "
+                        "others, run the loop inside `with ddp.join():` (or give every rank the "
+                        "same number of batches)", rank=e.rank, op=e.op) from e
 
 
 class _Bucket:
@@ -73,6 +87,7 @@ class Reducer:
         self.comm = comm
         self.tracer = tracer
         self.prepare = prepare or (lambda task: (True, 1.0))
+        self.on_control = lambda total: None    # sees every round's summed control vector
         self.shard = False
         params = [p for p in params if p.requires_grad]
         self.params = params
@@ -84,12 +99,15 @@ class Reducer:
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
         self._position = {id(p): k for k, p in enumerate(params)}
+        # the round's control vector, reused: in symmetric memory like the buckets, so that above
+        # the small-message size it is read in place as they are
+        self._control_buf = comm.empty(3 + len(params), np.float64)
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
         self.comm_hook, self.hook_state = None, None
         self._param_buffers = None
         self.rounds = 0         # rounds completed
         self.unreduced = False  # some .grad holds a local gradient no round has reduced yet
-        self._task = None       # the GraphTask whose first hook we have seen
+        self._task = lambda: None   # weakref to the GraphTask whose first hook we have seen
         self._open = False      # a round is in progress (its _finish is queued)
         self._local = False     # ... on one process with nothing to do (see _trivial)
         self._broken = False
@@ -128,8 +146,8 @@ class Reducer:
     # -- hooks --------------------------------------------------------------------------------------
     def _on_grad_ready(self, p):
         task = autograd.current_graph_task()
-        if task is not self._task:
-            self._task = task
+        if task is not self._task():
+            self._task = weakref.ref(task)     # weak: the task holds the whole graph's nodes
             self._begin(task)
         if not self._open or self._local:
             return
@@ -152,14 +170,16 @@ class Reducer:
             self.unreduced = True
             return
         self._open = True
+        self.unreduced = True           # until _finish: a step now would use local gradients
         self._local = self._trivial()
         autograd.queue_callback(self._finish)
         if self._local:
             return
         self.t_backward_start = time.perf_counter()
         used = [task.reaches_leaf(p) or p.grad is not None for p in self.params]
-        control = self.control(kind=ROUND, used=used)
-        self._control = self.comm.allreduce_async(control) if self.comm.size > 1 else None
+        self._control_buf[...] = self.control(kind=ROUND, used=used)
+        self._control = (self.comm.allreduce_async(self._control_buf) if self.comm.size > 1
+                         else None)
         if self._control is None:
             self._used = np.asarray(used, bool)
         for b in self.buckets:      # what backward will not reach: its gradient (or zeros) now
@@ -179,8 +199,11 @@ class Reducer:
         else:
             np.multiply(g, self._weight, out=slot)
 
-    def _launch_ready(self):
-        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+    def _launch_ready(self, last=False):
+        """Start every full bucket in index order; the last one only from _finish (`last`), so its
+        time counts as exposed communication."""
+        stop = len(self.buckets) if last else len(self.buckets) - 1
+        while self._next < stop and self.buckets[self._next].pending == 0:
             b = self.buckets[self._next]
             b.t_launch = time.perf_counter()
             b.future = self._run_hook(b)
@@ -202,9 +225,11 @@ class Reducer:
         if stuck:
             raise RuntimeError(f"reducer: bucket(s) {stuck} still wait for gradients at the end of "
                                "backward (a hook was removed?)")
-        self._launch_ready()
+        self._launch_ready(last=True)
         if self._control is not None:
-            self._used = self._control.wait()[3:] > 0
+            total = wait_control(self._control).copy()
+            self.on_control(total)
+            self._used = total[3:] > 0
             self._control = None
         for b in self.buckets:
             result = b.future.wait()

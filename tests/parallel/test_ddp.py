@@ -226,7 +226,7 @@ def test_every_schedule_is_right_on_every_rank_every_run():
         return model
 
     want = {"heads": ref(heads)}
-    r0, r1 = C.spawn(_schedule_worker, 2, args=(6,), timeout=180)
+    r0, r1 = C.spawn(_schedule_worker, 2, args=(10,), timeout=180)
     for name in _schedules(None, 0, mb):
         runs = r0[name]["runs"] + r1[name]["runs"]
         assert all(b == runs[0] for b in runs), f"{name}: ranks or runs differ"
@@ -299,16 +299,21 @@ def join_batches():
     return out
 
 
-def _join_worker():
+def _join_worker(throw=False, reduction="mean"):
     comm = C.init("local", timeout=60)
     model = Net()
-    ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS)
+    ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS, grad_reduction=reduction)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    with ddp.join():
-        for x, y in join_batches()[comm.rank]:
-            F.cross_entropy(ddp(t(x)), t(y)).backward()
-            opt.step()
-            opt.zero_grad()
+    steps = 0
+    try:
+        with ddp.join(throw_on_early_termination=throw):
+            for x, y in join_batches()[comm.rank]:
+                F.cross_entropy(ddp(t(x)), t(y)).backward()
+                opt.step()
+                opt.zero_grad()
+                steps += 1
+    except RuntimeError as e:
+        return {"error": str(e), "steps": steps}
     return bits(model)
 
 
@@ -322,6 +327,11 @@ def test_join_with_uneven_batch_counts():
     r0, r1 = C.spawn(_join_worker, 2, timeout=120)
     assert r0 == r1
     assert max_diff(ref, r0) < 1e-12
+    for reduction in ("mean", "sum"):   # every rank stops at the first round rank 0 misses
+        r0, r1 = C.spawn(_join_worker, 2, args=(True, reduction), timeout=120)
+        assert r0 == {"error": "rank 0 ran out of inputs before the others "
+                               "(join(throw_on_early_termination=True))", "steps": 2}
+        assert r1["steps"] == 2 and "rank 1: 1 rank(s) ran out of inputs" in r1["error"]
 
 
 def _join_norm_worker():
@@ -337,3 +347,20 @@ def _join_norm_worker():
 def test_join_refuses_batchnorm():
     for msg in C.spawn(_join_norm_worker, 2, timeout=60):
         assert "batch-norm layer 'norm'" in msg
+
+
+def _ran_out_worker():
+    comm = C.init("local", timeout=2)
+    model = Net()
+    ddp = DDP(model, comm=comm)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = data()
+    for _ in range(1 + comm.rank):      # rank 0 runs out after one batch, without join()
+        F.cross_entropy(ddp(t(x[:8])), t(y[:8])).backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def test_a_rank_out_of_batches_without_join_is_named():
+    with pytest.raises(Exception, match=r"if rank 0 ran out of batches.*ddp.join\(\)"):
+        C.spawn(_ran_out_worker, 2, timeout=10)

@@ -98,9 +98,13 @@ def _zero_worker(rank, seed, bucket_mb=0.0002):
 
 @pytest.mark.parametrize("direct", [False, True])
 def test_each_rank_holds_half_the_state_and_the_same_parameters(direct):
-    # direct: one bucket, larger than the small-message switch (set to 64 bytes here), so the
+    # direct: one bucket, larger than the small-message switch (set to 32 bytes here), so the
     # gradients and parameters move through symmetric memory (symmetric.py), not the ring
-    small = dict(small_bytes=64) if direct else {}
+    # (32 bytes: the reducer's per-round control vector, 56 bytes here, takes the direct path too.
+    # A private collective right before a direct one can trip a false "passed a private array"
+    # mismatch in the shared-memory transport's early descriptor check, which reads the peer's
+    # descriptor before its sequence number: a comm-layer race, reported, not ours to fix here.)
+    small = dict(small_bytes=32) if direct else {}
     r0, r1 = C.spawn(_zero_worker, args=(4, 0.01 if direct else 0.0002), nprocs=2, timeout=120, **small)
     assert all(r0["symmetric"]) and all(r1["symmetric"])  # the buffers come from comm.empty
     for r in (r0, r1):
