@@ -113,15 +113,20 @@ def probe(parts, cfg):
             if not hasattr(out, "data") or not hasattr(out, "shape"):
                 raise UsageError(f"model.name={name!r} returned a {type(out).__name__}, not a "
                                  "Tensor")
-            _probe_loss(parts, out, y)
+            try:
+                aligned, ya = parts.task.align(out, y)
+            except UsageError as e:                 # the output's width: the model's doing
+                kwargs = cfg["model"]["kwargs"]
+                by = f"model.name={name!r}" + (f" with model.kwargs {kwargs}" if kwargs else "")
+                raise UsageError(f"{by}: {e}") from e
+            _probe_loss(parts, out, y, aligned, ya)
     finally:
         model.train(was_training)
 
 
-def _probe_loss(parts, out, y):
+def _probe_loss(parts, out, y, aligned, ya):
     loss_name = parts.task.loss_name
     try:
-        aligned, ya = parts.task.align(out, y)
         parts.task.check_targets(ya)
         if parts.custom_loss:
             value = parts.loss(out, y)

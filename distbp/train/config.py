@@ -287,6 +287,10 @@ def validate(cfg):
         raise UsageError(f"config key 'optim.lr' must be > 0, got {cfg['optim']['lr']!r}")
     if cfg["model"]["dropout"] >= 1:
         raise UsageError(f"config key 'model.dropout' must be < 1, got {cfg['model']['dropout']!r}")
+    o = cfg["optim"]
+    if o["name"] == "sgd" and o["nesterov"] and o["momentum"] <= 0:
+        raise UsageError("config key 'optim.nesterov' needs optim.momentum > 0, got "
+                         f"{o['momentum']!r}")
     m = cfg["model"]
     if m["kwargs"] and not is_import_string(m["name"]):
         raise UsageError(f"config key 'model.kwargs' is for a model given by import string; the "
