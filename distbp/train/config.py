@@ -3,7 +3,8 @@
 
 Your own model: `model.name` is a built-in or an import string "package.module:callable", called
 with `model.kwargs` as keyword arguments; it returns an nn.Module (the current directory is
-importable, as for `python -m`). The other model keys are the built-ins' and are refused with one.
+importable, as for `python -m`). The other model keys belong to the built-ins: setting one of them
+next to an import string is an error (put it in model.kwargs).
 
     model: {name: "mypkg.models:make_model", kwargs: {hidden: 64, num_outputs: 3}}
     train: {loss: mse}                            # cross_entropy | mse | bce_with_logits
