@@ -52,7 +52,8 @@ def generated_cases():
             yield key, "not a keyword name", {"1x": 1}
 
 
-# key -> [(what, --set items)] that need the data, another key, or the model's code to refute
+# key -> [(what, --set items[, what the line names if not the key])] that need the data, another
+# key, or the model's code to refute
 SPECIAL = {
     "data.shape": [("does not match the Parquet rows", USER[:2] + ["data.shape=[1, 50]"]),
                    ("does not fit the model", ["model.name=cnn1d", "data.shape=[16]"])],
@@ -84,17 +85,23 @@ SPECIAL = {
                                                         "dist.workers=3"])],
     "train.accumulate_steps": [("more micro-steps than samples", ["train.accumulate_steps=30"])],
     "optim.lr": [("zero", ["optim.lr=0"])],
+    "dist.max_staleness": [("asynchronous with clipping on ray",
+                            ["dist.backend=ray", "dist.max_staleness=1",
+                             "train.clip_grad_norm=1.0"])],
+    "dist.backend": [("ray with a batch-norm model", ["dist.backend=ray", "model.name=resnet1d",
+                                                      "model.channels=[4]"], "--backend ray")],
     "optim.nesterov": [("without momentum", ["optim.name=sgd", "optim.nesterov=true",
                                              "optim.momentum=0"])],
 }
 
 
 def cases():
+    """(what the error line must name: the key, or as the user wrote it, --set items)"""
     for key, what, value in generated_cases():
         yield pytest.param(key, [f"{key}={json.dumps(value)}"], id=f"{key}: {what}")
     for key, items in SPECIAL.items():
-        for what, sets in items:
-            yield pytest.param(key, sets, id=f"{key}: {what}")
+        for what, sets, *named in items:
+            yield pytest.param(named[0] if named else key, sets, id=f"{key}: {what}")
 
 
 def snapshot(path):
@@ -118,12 +125,12 @@ def work(tmp_path_factory):
     return d
 
 
-def test_the_base_config_and_user_data_train(work, monkeypatch, capsys):
+def test_the_base_config_and_user_data_train(work, tmp_path, monkeypatch, capsys):
     """The cases below fail because of their one bad value, not because the base is broken."""
     monkeypatch.chdir(work)
     for i, sets in enumerate(([], USER, [f"model.name={OWN}", "model.kwargs={in_features: 16, "
                                                               "hidden: 4, num_outputs: 4}"])):
-        argv = ["train", "--config", "c.yaml", "--out", f"ok{i}", "--quiet"]
+        argv = ["train", "--config", "c.yaml", "--out", str(tmp_path / f"ok{i}"), "--quiet"]
         assert cli_main(argv + [a for s in sets for a in ("--set", s)]) == 0, capsys.readouterr()
 
 
@@ -151,7 +158,7 @@ def test_bad_value_exits_2_naming_the_key_and_writes_nothing(work, monkeypatch, 
 
 # -- missing optional extras ---------------------------------------------------------------------
 @pytest.mark.parametrize("module, argv, extra", [
-    ("matplotlib", ["plot", "ok0"], "plot"),
+    ("matplotlib", ["plot", "run"], "plot"),          # fails on the import, before reading
     ("mpi4py", ["train", "--config", "c.yaml", "--backend", "mpi", "--out", "run"], "mpi"),
     ("ray", ["train", "--config", "c.yaml", "--backend", "ray", "--out", "run"], "ray"),
 ])
