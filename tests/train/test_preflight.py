@@ -161,6 +161,7 @@ def test_bad_value_exits_2_naming_the_key_and_writes_nothing(work, monkeypatch, 
     ("matplotlib", ["plot", "run"], "plot"),          # fails on the import, before reading
     ("mpi4py", ["train", "--config", "c.yaml", "--backend", "mpi", "--out", "run"], "mpi"),
     ("ray", ["train", "--config", "c.yaml", "--backend", "ray", "--out", "run"], "ray"),
+    ("mnist1d", ["data", "prepare", "mnist1d", "--out", "fresh"], "data"),
 ])
 def test_a_missing_extra_is_one_line_naming_the_pip_install(work, module, argv, extra):
     before = snapshot(work)
