@@ -7,7 +7,8 @@
     for batch in loader: ...                                  # batch.x (n_r, 1, 40), batch.y (n_r,)
     for batch in EvalLoader(ParquetDataset("data/mnist1d", "test"), 256, rank, world_size): ...
 
-The trainer goes through ensure_prepared(cfg["data"]) and open_split(cfg["data"], "train").
+The trainer goes through ensure_prepared(cfg["data"]) and open_split(cfg["data"], "train"), or
+as_dataset(x) for data handed to it: a Dataset, an (x, y) pair of arrays, a map-style dataset.
 """
 from distbp.data.augment import (AUGMENTATIONS, Compose, GaussianNoise, RandomCrop, RandomFlip,
                                  RandomShift, build_augment)

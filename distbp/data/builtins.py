@@ -35,7 +35,7 @@ UNK = "\ufffd"  # vocab[0] of the pydoc LM: stands for every rare character
 
 
 def _needs(package, name):
-    raise UsageError(f"built-in {name!r} needs the {package} package: pip install 'distbp[data]'")
+    raise UsageError(f"built-in {name!r} needs the {package} package: pip install \"distbp[data]\"")
 
 
 def make_mnist1d(seed):

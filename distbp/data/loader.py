@@ -27,7 +27,7 @@ from distbp.errors import UsageError
 @dataclass
 class Batch:
     x: np.ndarray        # (n_r, *sample_shape) this rank's rows
-    y: np.ndarray        # (n_r,) labels, or (n_r, T) next-token targets
+    y: np.ndarray        # (n_r,) labels, (n_r,) / (n_r, k) real targets, or (n_r, T) next tokens
     indices: np.ndarray  # (n_r,) global sample indices of the rows
     step: int            # global step (training) or batch number (evaluation)
     epoch: int

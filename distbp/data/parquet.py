@@ -263,12 +263,16 @@ class ParquetDataset(Dataset):
         return top
 
     def _sample_shape(self, shape):
-        if self.row_length is None:   # variable-length lists: learn the length from row group 0
-            first = self._readers[0].read_row_group(0, columns=[self.feature_col]).column(0)
-            widths = set(pc.list_value_length(first).to_numpy(zero_copy_only=False).tolist())
-            if len(widths) > 1:
-                raise bad("feature_col", f"{self.files[0]}: rows of column {self.feature_col!r} "
-                                         f"hold different numbers of values {sorted(widths)[:4]}")
+        if self.row_length is None:   # variable-length lists: the lengths in each file's first
+            widths = set()            # row group (the rest are checked as they are read)
+            for file, reader in zip(self.files, self._readers):
+                if not reader.metadata.num_row_groups:
+                    continue
+                first = reader.read_row_group(0, columns=[self.feature_col]).column(0)
+                widths |= set(pc.list_value_length(first).to_numpy(zero_copy_only=False).tolist())
+                if len(widths) > 1:
+                    raise bad("feature_col", f"{file}: rows of column {self.feature_col!r} hold "
+                                             f"different numbers of values {sorted(widths)[:4]}")
             stored = widths.pop() if widths else None
         else:
             stored = self.row_length

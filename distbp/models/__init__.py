@@ -42,7 +42,7 @@ def build_model(mcfg, meta):
                          f"import string 'package.module:make_model'")
     if (name in LANGUAGE_MODELS) != (meta.get("task") == "lm"):
         kind = {"lm": "text", "regression": "regression"}.get(meta.get("task"), "classification")
-        raise UsageError(f"model {name!r} does not fit a {kind} data set")
+        raise UsageError(f"model.name={name!r} does not fit a {kind} data set")
     if "num_outputs" not in meta:       # a describe() of an older data set
         meta = {**meta, "num_outputs": meta["num_classes"]}
     return BUILDERS[name](mcfg, meta)

@@ -36,6 +36,7 @@ class Parts:
     custom_loss: bool      # loss comes from the user: it sees the model's output and y as they are
     augment: object        # a transform or None
     model: Module
+    model_label: str       # how errors name the model: "model.name='mlp'" or "model=Net"
     steps: int             # optimizer steps of the whole run
 
 
@@ -63,13 +64,19 @@ def build_parts(cfg, dtype, model=None, train_set=None, test_set=None, loss_fn=N
     if model is None:
         distbp.manual_seed(t["seed"])     # the same parameters on every rank (rank 0's win anyway)
         model = _build_model(cfg["model"], {**meta, "num_outputs": task.num_outputs()})
+        kwargs = cfg["model"]["kwargs"]
+        label = f"model.name={cfg['model']['name']!r}" + (f" with model.kwargs {kwargs}"
+                                                          if kwargs else "")
     elif not isinstance(model, Module):
         raise UsageError(f"model= must be a distbp nn.Module, got {type(model).__name__}")
+    else:
+        label = f"model={type(model).__name__}"
     if dtype == np.float64:
         model = model.double()
     loss = task.loss if loss_fn is None else sum_reduced(loss_fn)
     steps = t["epochs"] * (len(train_set) // t["global_batch_size"]) if t["epochs"] else t["steps"]
-    parts = Parts(train_set, test_set, meta, task, loss, loss_fn is not None, augment, model, steps)
+    parts = Parts(train_set, test_set, meta, task, loss, loss_fn is not None, augment, model, label,
+                  steps)
     probe(parts, cfg)
     return parts
 
@@ -98,7 +105,6 @@ def probe(parts, cfg):
     x, y = parts.train_set.take(indices)
     if parts.augment is not None:
         x = parts.augment(x, indices, 0, cfg["train"]["seed"])
-    name = cfg["model"]["name"] if parts.model is not None else "model"
     model = parts.model
     was_training = model.training
     model.eval()
@@ -108,20 +114,23 @@ def probe(parts, cfg):
                 out = model(distbp.from_numpy(x))
             except Exception as e:
                 shape = f" (data.shape {list(parts.meta['shape'])})"
-                raise UsageError(f"model.name={name!r} does not take the data's samples of shape "
+                raise UsageError(f"{parts.model_label} does not take the data's samples of shape "
                                  f"{list(x.shape[1:])}{shape}: {type(e).__name__}: {e}") from e
             if not hasattr(out, "data") or not hasattr(out, "shape"):
-                raise UsageError(f"model.name={name!r} returned a {type(out).__name__}, not a "
+                raise UsageError(f"{parts.model_label} returned a {type(out).__name__}, not a "
                                  "Tensor")
-            _probe_loss(parts, out, y)
+            try:
+                aligned, ya = parts.task.align(out, y)
+            except UsageError as e:                 # the output's width: the model's doing
+                raise UsageError(f"{parts.model_label}: {e}") from e
+            _probe_loss(parts, out, y, aligned, ya)
     finally:
         model.train(was_training)
 
 
-def _probe_loss(parts, out, y):
+def _probe_loss(parts, out, y, aligned, ya):
     loss_name = parts.task.loss_name
     try:
-        aligned, ya = parts.task.align(out, y)
         parts.task.check_targets(ya)
         if parts.custom_loss:
             value = parts.loss(out, y)

@@ -126,6 +126,9 @@ def preflight(cfg):
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"optim.name={cfg['optim']['name']!r} could not be built from the optim "
                          f"keys: {e}") from None
+    if cfg["dist"]["backend"] == "ray":          # what the parameter server refuses
+        from distbp.ray.launch import check_config
+        check_config(cfg)
     return parts
 
 

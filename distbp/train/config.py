@@ -3,7 +3,8 @@
 
 Your own model: `model.name` is a built-in or an import string "package.module:callable", called
 with `model.kwargs` as keyword arguments; it returns an nn.Module (the current directory is
-importable, as for `python -m`). The other model keys are the built-ins' and are refused with one.
+importable, as for `python -m`). The other model keys belong to the built-ins: setting one of them
+next to an import string is an error (put it in model.kwargs).
 
     model: {name: "mypkg.models:make_model", kwargs: {hidden: 64, num_outputs: 3}}
     train: {loss: mse}                            # cross_entropy | mse | bce_with_logits
@@ -288,6 +289,10 @@ def validate(cfg):
         raise UsageError(f"config key 'optim.lr' must be > 0, got {cfg['optim']['lr']!r}")
     if cfg["model"]["dropout"] >= 1:
         raise UsageError(f"config key 'model.dropout' must be < 1, got {cfg['model']['dropout']!r}")
+    o = cfg["optim"]
+    if o["name"] == "sgd" and o["nesterov"] and o["momentum"] <= 0:
+        raise UsageError("config key 'optim.nesterov' needs optim.momentum > 0, got "
+                         f"{o['momentum']!r}")
     m = cfg["model"]
     if m["kwargs"] and not is_import_string(m["name"]):
         raise UsageError(f"config key 'model.kwargs' is for a model given by import string; the "

@@ -100,3 +100,27 @@ def test_existing_run_is_refused_then_resumed_or_forced(work):
 def test_debug_shows_the_traceback(work):
     proc = distbp("train", "--config", "missing.yaml", "--debug", cwd=work)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("bad, fragments", [
+    (["--set", "data.shape=[1, 50]"], ["data.shape", "holds 40 values per sample"]),
+    (["--set", "data.augment=[{blur: 1}]"], ["data.augment", "unknown augmentation 'blur'"]),
+])
+def test_user_data_errors_are_caught_before_any_worker_and_leave_no_run(work, bad, fragments):
+    """Issue 20's two cases: found in the launcher (exit 2, one line, no rank named), --out left
+    absent, so the corrected command runs at once, without --force."""
+    user = work / f"user{len(bad[1])}"
+    user.mkdir()
+    for split, n in (("train", 48), ("test", 16)):        # variable-length lists of 40 values
+        pq.write_table(pa.table({"features": pa.array([[0.5] * 40] * n),
+                                 "label": pa.array([i % 3 for i in range(n)])}),
+                       user / f"{split}.parquet")
+    args = ["--config", TINY, "--workers", "2", "--set", "data.name=parquet",
+            "--set", f"data.path={user}", "--set", "model.name=mlp", "--set", "data.augment=[]",
+            "--set", "data.shape=[1, 40]", "--out", user / "run", "--quiet"]
+    proc = distbp("train", *args, *bad, cwd=work)
+    one_line_error(proc, *fragments)
+    assert "rank" not in proc.stderr
+    assert not (user / "run").exists()
+    fixed = distbp("train", *args, cwd=work)
+    assert fixed.returncode == 0, fixed.stderr
