@@ -25,7 +25,7 @@ import time
 import traceback
 from multiprocessing import resource_tracker, shared_memory
 
-from distbp.comm import local
+from distbp.comm import local, segment
 from distbp.comm.base import CommError
 
 
@@ -51,19 +51,19 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])
     if small_bytes < 0:
         raise ValueError(f"small_bytes must be >= 0, got {small_bytes}")
-    *_, total = local.layout(nprocs, slot_bytes, nslots, small_bytes)
+    *_, total = segment.layout(nprocs, slot_bytes, nslots, small_bytes)
     shm = shared_memory.SharedMemory(f"distbp_{os.getpid()}_{secrets.token_hex(4)}", create=True,
                                      size=total)
     procs, bells = [], []
     try:
-        for rank in range(nprocs):  # each rank's doorbell (see local.py), unlinked with the segment
-            bells.append(local.bell_path(shm.name, rank))
+        for rank in range(nprocs):  # each rank's doorbell (see shm.py), unlinked with the segment
+            bells.append(segment.bell_path(shm.name, rank))
             os.mkfifo(bells[-1], 0o600)
             # Reclaimed like the segment if the launcher is killed: the resource tracker's
             # shared_memory cleanup is shm_unlink, which removes /dev/shm/<name>, a FIFO too.
             resource_tracker.register(_tracker_name(bells[-1]), "shared_memory")
-        header = shm.buf[:local.HEADER_WORDS * 8].cast("q")
-        header[0], header[1] = local.MAGIC, nprocs
+        header = shm.buf[:segment.HEADER_WORDS * 8].cast("q")
+        header[0], header[1] = segment.MAGIC, nprocs
         header.release()
         world_env = {local.ENV_NAME: shm.name, local.ENV_SIZE: str(nprocs),
                      local.ENV_SLOT: str(slot_bytes), local.ENV_NSLOTS: str(nslots),
@@ -140,7 +140,7 @@ def _worker(rank, env, fn, args, conn, launcher_pid=None):
         # Secondary: this rank only noticed another rank's failure (the root cause is elsewhere).
         secondary = isinstance(e, CommError) and e.rank is not None and e.rank != rank
         if not secondary:
-            local.mark_failed(env[local.ENV_NAME], rank, 1, 1)
+            segment.mark_failed(env[local.ENV_NAME], rank, 1, 1)
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc(), secondary,
                    getattr(e, "rank", None), getattr(e, "op", None)))
         conn.close()
@@ -173,7 +173,7 @@ def _monitor(procs, shm, timeout):
             if p.exitcode is not None and reader not in open_conns and reported[r] is None:
                 reported[r] = ("exit", p.exitcode)
                 failures.append((r, ("exit", p.exitcode)))
-                local.mark_failed(shm.buf, r, 2, p.exitcode)
+                segment.mark_failed(shm.buf, r, 2, p.exitcode)
         if failures and first_failure is None:
             first_failure = time.monotonic()
         if first_failure is not None and time.monotonic() - first_failure > timeout:
@@ -203,7 +203,7 @@ def _spawn_error(failures, n):
     tail = f" (ranks {others} also failed)" if others else ""
     tb = ""
     if msg[0] == "exit":
-        text = f"rank {r} of {n} {local.describe_exit(2, msg[1])}{during}{tail}"
+        text = f"rank {r} of {n} {segment.describe_exit(2, msg[1])}{during}{tail}"
         blamed = r
     elif msg[0] == "error":
         _, summary, tb, secondary, peer, own_op = msg

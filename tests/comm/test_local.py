@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import distbp.comm
+import distbp.comm.shm
 from distbp.comm import CommError, spawn
 from tests.comm import workers
 
@@ -82,11 +83,22 @@ def test_debug_mode_names_the_mismatch(kind):
         assert detail in r["error"] and "allreduce(float32, count=10" in r["error"], r
 
 
-def test_mismatch_without_debug_raises_not_corrupts():
-    with _either() as outcome:
-        outcome.value = spawn(workers.mismatch, 2, args=("count", False), timeout=5)
-    errors = [r["error"] for r in outcome.value] if outcome.value else [str(outcome.error)]
-    assert any(e and "rank" in e and "bytes" in e for e in errors), errors
+@pytest.mark.parametrize("kind,theirs", [
+    ("count", "allreduce(float32, count=12, op=sum, bucket 2 of 5) as collective #2"),
+    ("dtype", "allreduce(float64, count=10, op=sum, bucket 2 of 5) as collective #2"),
+    ("op", "allreduce(float32, count=10, op=max, bucket 2 of 5) as collective #2"),
+    ("root", "broadcast(float32, count=10, root=1) as collective #2"),
+    ("other", "barrier(uint8, count=0) as collective #2")])
+def test_mismatched_collectives_are_named_at_once_on_every_rank(kind, theirs):
+    """Always on (no DISTBP_COMM_DEBUG): rank 1 calls something else at collective #2; every rank
+    raises at once, naming rank 1's call and a call of one of the others."""
+    results = spawn(workers.mismatch, 3, args=(kind, False), timeout=20)
+    mine = ("broadcast(float32, count=10, root=0) as collective #2" if kind == "root" else
+            "allreduce(float32, count=10, op=sum, bucket 2 of 5) as collective #2")
+    for r in results:
+        assert r["error"] and r["error"].count("mismatched collectives") == 1, r
+        assert theirs in r["error"] and mine in r["error"] and "rank 1 called" in r["error"], r
+        assert r["seconds"] < 5, r      # at once, not at the 20 s timeout
 
 
 class _either:
@@ -142,7 +154,7 @@ def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
 
 @pytest.mark.parametrize("size", [2, 3])
 def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
-    from distbp.comm import local
+    from distbp.comm import shm as local
     crowded = local.oversubscribed(size)
     expect = (local.SPIN_POLLS_OVERSUBSCRIBED, 0.0) if crowded else (local.SPIN_POLLS, local.SPIN_MS / 1e3)
     assert spawn(workers.waiting_policy, size) == [expect] * size
@@ -150,7 +162,7 @@ def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
     assert spawn(workers.waiting_policy, size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
 
 
-@pytest.mark.skipif(distbp.comm.local.oversubscribed(2), reason="2 ranks need 2 cores to spin")
+@pytest.mark.skipif(distbp.comm.shm.oversubscribed(2), reason="2 ranks need 2 cores to spin")
 def test_a_waiting_rank_spins_instead_of_sleeping():
     """Rank 1 waits ~3 ms for rank 0, 20 times: by default it busy-waits (voluntary context
     switches: none, give or take a stray one); with DISTBP_COMM_SPIN_MS=0 it sleeps on its bell."""

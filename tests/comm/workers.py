@@ -46,15 +46,28 @@ def die_in_allreduce(victim, how):
 
 
 def mismatch(kind, debug):
-    """Rank 1 calls with a different count or dtype; returns the CommError each rank saw."""
+    """Rank 1 calls another collective than the others at the same sequence number (another count,
+    dtype, reduce op, broadcast root, or another collective altogether); then every rank calls a
+    barrier, so a rank that finished the mismatched call first learns of it too. Returns the
+    CommError each rank saw and how long it took."""
     comm = distbp.comm.init("local", debug=debug)
-    n, dtype = 10, np.float32
+    comm.allreduce(np.ones(3), tag="warm-up")   # a matched call first: the mismatch is #2
+    n, dtype, op, root = 10, np.float32, "sum", 0
     if comm.rank == 1:
-        n, dtype = (12, dtype) if kind == "count" else (n, np.float64)
+        n, dtype, op, root = {"count": (12, dtype, op, root), "dtype": (n, np.float64, op, root),
+                              "op": (n, dtype, "max", root), "root": (n, dtype, op, 1),
+                              "other": (n, dtype, op, root)}[kind]
+    t0 = time.monotonic()
     try:
-        comm.allreduce(np.ones(n, dtype))
+        if kind == "root":
+            comm.broadcast(np.ones(n, dtype), root=root)
+        elif kind == "other" and comm.rank == 1:
+            comm.barrier()
+        else:
+            comm.allreduce(np.ones(n, dtype), op=op, tag="bucket 2 of 5")
+        comm.barrier()
     except distbp.comm.CommError as e:
-        return {"error": str(e), "rank": e.rank, "op": e.op}
+        return {"error": str(e), "rank": e.rank, "op": e.op, "seconds": time.monotonic() - t0}
     return {"error": None}
 
 
