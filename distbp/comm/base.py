@@ -282,6 +282,9 @@ class Communicator:
     def _fail(self, error):
         """The communicator is broken from here on: write the flight record and say where."""
         self._broken = error
+        tell = getattr(self.transport, "fail", None)
+        if tell is not None:
+            tell(str(error))
         path = self.flight.dump(str(error))
         if path is not None and error.args and "flight record" not in str(error):
             error.args = (f"{error.args[0]} (flight records: {os.path.dirname(path)})",) + error.args[1:]

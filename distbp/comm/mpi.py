@@ -50,7 +50,13 @@ YIELD_POLLS = 20000
 SMALL_TAG = 1  # + step: the tags of allreduce_small's messages (the ring's are 0)
 TAG_STRIDE = 32  # tag = fingerprint of the call * TAG_STRIDE + the tags above
 PROBE_POLLS = 256  # while waiting, probe for a mismatched message this often
-STATE_WORDS, STATE_TAG_BYTES = 8, 64  # heartbeat payload: int64 words, then the call's tag text
+# A message of another call that is still the first unmatched one from the peer after this long is
+# a mismatch. (At once it may not be: my receive can be matched and still in transfer while the
+# sender, done, has sent its next call's first message.)
+FOREIGN_SECONDS = 1.0
+# Heartbeat payload: int64 words (epoch, entered, completed, the call's codes, its start in us),
+# then the call's tag text, then the one-line reason this rank's communicator failed, if it did.
+STATE_WORDS, STATE_TAG_BYTES, STATE_FAILURE_BYTES = 8, 64, 256
 
 
 def fingerprint(call, tag_ub):
@@ -75,8 +81,13 @@ class MPITransport:
         # Heartbeats: their own communicator (never matched against the ring's messages); every
         # rank's latest payload, parsed: flight.RankState with `since` as a wall-clock start time.
         self.side = comm.Dup()
+        # MPI reuses a freed communicator's context: beats a closed transport's peers had in flight
+        # must not pass for this one's, hence an id agreed now, in every payload.
+        self._epoch = comm.bcast(secrets.randbits(62) if self.rank == 0 else None, root=0)
         self._beats, self._states, self._sending = [0] * self.size, [None] * self.size, []
-        self._payload = np.zeros(STATE_WORDS * 8 + STATE_TAG_BYTES, np.uint8)
+        self._payload = np.zeros(STATE_WORDS * 8 + STATE_TAG_BYTES + STATE_FAILURE_BYTES, np.uint8)
+        self._failure = b""         # why this rank gave up (sent with every beat from then on)
+        self.peer_failure = None    # (rank, reason) of the first peer that said it gave up
 
     def begin(self, call, flat=None):
         self.op, self.call, self._started = call.op, call, time.time()
@@ -92,14 +103,17 @@ class MPITransport:
             return      # a peer stopped receiving: don't pile up buffers for it
         call = self.call
         words = np.zeros(STATE_WORDS, np.int64)
-        words[:3] = 1, call.seq if call else 0, self.completed
+        words[:3] = self._epoch, call.seq if call else 0, self.completed
         if call is not None:
             words[3:7] = call.codes()
             words[7] = int(self._started * 1e6)
         buf = np.zeros_like(self._payload)
         buf[:STATE_WORDS * 8] = words.view(np.uint8)
+        at = STATE_WORDS * 8
         tag = (call.tag if call else "").encode()[:STATE_TAG_BYTES]
-        buf[STATE_WORDS * 8:STATE_WORDS * 8 + len(tag)] = np.frombuffer(tag, np.uint8)
+        buf[at:at + len(tag)] = np.frombuffer(tag, np.uint8)
+        at += STATE_TAG_BYTES
+        buf[at:at + len(self._failure)] = np.frombuffer(self._failure, np.uint8)
         for q in range(self.size):
             if q != self.rank:
                 self._sending.append((self.side.Isend(buf, q, 0), buf))
@@ -110,12 +124,23 @@ class MPITransport:
             q = status.Get_source()
             self.side.Recv(self._payload, q, 0)
             words = self._payload[:STATE_WORDS * 8].view(np.int64)
-            tag = self._payload[STATE_WORDS * 8:].tobytes().split(b"\0", 1)[0].decode(errors="ignore")
+            if words[0] != self._epoch:
+                continue
+            text = lambda a, n: self._payload[a:a + n].tobytes().split(b"\0", 1)[0].decode(errors="ignore")
+            tag = text(STATE_WORDS * 8, STATE_TAG_BYTES)
+            failed = text(STATE_WORDS * 8 + STATE_TAG_BYTES, STATE_FAILURE_BYTES)
+            if failed and self.peer_failure is None:
+                self.peer_failure = (q, failed)
             seq, completed = int(words[1]), int(words[2])
             call = flight.Call.from_codes(seq, *map(int, words[3:7]), tag) if seq else None
             self._states[q] = flight.RankState(seq, completed, words[7] / 1e6, call)
             self._beats[q] += 1
         return list(self._beats)
+
+    def fail(self, message):
+        """This rank's communicator is broken: tell the peers with the next beats (a peer waiting
+        for me in another step of the ring would otherwise wait for its timeout)."""
+        self._failure = message.encode()[:STATE_FAILURE_BYTES - 1]
 
     def states(self):
         """flight.RankState of every rank: mine now, the peers' as of their last heartbeat."""
@@ -178,6 +203,7 @@ class MPITransport:
         truncation error, a shorter one is caught here: both mean the ranks disagree on the size.
         source: the rank a pending receive is from, probed for a message of another call."""
         Testall, statuses = self.MPI.Request.Testall, [self.MPI.Status() for _ in reqs]
+        foreign = None  # when a message of another call from `source` was first seen
         try:
             idle = 0
             while not Testall(reqs, statuses):
@@ -187,7 +213,7 @@ class MPITransport:
                 if idle == 64:
                     deadline = time.monotonic() + self.timeout
                 if idle % PROBE_POLLS == 0:
-                    self._check_waiting(reqs, source)
+                    foreign = self._check_waiting(reqs, source, foreign)
                 if idle & 15 == 0 and time.monotonic() > deadline:
                     self._cancel(reqs)
                     peer = peers[-1]
@@ -214,9 +240,15 @@ class MPITransport:
             if r:
                 r.Cancel()
 
-    def _check_waiting(self, reqs, source):
-        """While waiting: a silent peer (heartbeat) or a message of another call from `source`."""
+    def _check_waiting(self, reqs, source, foreign):
+        """While waiting: a silent peer (heartbeat) or a message of another call from `source`
+        (foreign: since when one has been seen, None: not yet). Returns the new `foreign`."""
         hb = self.heartbeat
+        if self.peer_failure is not None:
+            q, why = self.peer_failure
+            self._cancel(reqs)
+            raise CommError(f"{self.op} aborted on rank {self.rank}: rank {q} gave up: {why}",
+                            rank=q, op=self.op)
         if hb is not None and hb.stalled:
             q, seconds = min(hb.stalled.items())
             self._cancel(reqs)
@@ -226,9 +258,12 @@ class MPITransport:
                             + (f"; {behind}" if behind else ""), rank=q, op=self.op)
         status = self.MPI.Status()
         if source is None or not self.comm.Iprobe(source, self.MPI.ANY_TAG, status):
-            return
+            return None
         if status.Get_tag() // TAG_STRIDE == self._base // TAG_STRIDE:
-            return
+            return None
+        now = time.monotonic()
+        if foreign is None or now - foreign < FOREIGN_SECONDS:
+            return foreign or now
         # The first message from `source` that I have not matched belongs to another call. What
         # that call was: the peer's heartbeat says (wait for a fresh one).
         self._cancel(reqs)

@@ -1,5 +1,6 @@
 """The shared multi-rank body under the local (shared-memory) backend, and the launcher's failure paths."""
 import glob
+import json
 import multiprocessing
 import os
 import signal
@@ -63,15 +64,38 @@ def test_dead_peer_named(how, needle):
         assert "Traceback" in info.value.traceback and "die_in_allreduce" in info.value.traceback
 
 
-def test_hung_peer_times_out_naming_it():
+def test_hung_peer_times_out_naming_it(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2)
+        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2,
+              env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
     elapsed = time.monotonic() - t0
     assert elapsed < 12, elapsed
     msg = str(info.value)
     assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce"), msg
-    assert "allreduce timed out after 2.0s waiting for rank 1" in msg, msg
+    assert "allreduce timed out after 2.0s waiting for rank 1: rank 1 never entered collective #1 " \
+           "(allreduce, 1000000 float32); ranks 0,2 waited 2 s in it; rank 1's last completed " \
+           "collective was #0" in msg, msg
+    # the ranks that timed out wrote their flight records, and said where
+    assert f"(flight records: {tmp_path})" in msg, msg
+    for r in (0, 2):
+        record = json.loads((tmp_path / f"flight-rank{r}.json").read_text())
+        assert record["rank"] == r and "timed out" in record["reason"]
+        assert record["current"]["op"] == "allreduce" and record["collectives"][-1]["end"] is None
+
+
+def test_stopped_peer_is_named_by_its_heartbeat_long_before_the_timeout():
+    """SIGSTOP: the rank is alive but silent. Its heartbeat stops; the launcher names and kills it
+    within DISTBP_HEARTBEAT_TIMEOUT (2 s here), although the collective timeout is 60 s."""
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.stop_in_allreduce, 3, args=(1,), timeout=60,
+              env={"DISTBP_HEARTBEAT_TIMEOUT": "2"})
+    elapsed = time.monotonic() - t0
+    msg = str(info.value)
+    assert elapsed < 20, elapsed
+    assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce: "
+                                                   "no heartbeat for 2 s"), msg
 
 
 @pytest.mark.parametrize("kind", ["count", "dtype"])

@@ -45,6 +45,17 @@ def die_in_allreduce(victim, how):
     return "unreachable"
 
 
+def stop_in_allreduce(victim):
+    """Rank `victim` stops itself (SIGSTOP: alive, silent, never scheduled) after a few collectives;
+    the others wait for it in an all-reduce."""
+    comm = distbp.comm.init("local")
+    for i in range(3):
+        comm.allreduce(np.ones(10), tag=f"step {i}")
+    if comm.rank == victim:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    comm.allreduce(np.ones(1000, np.float32), tag="bucket 1 of 1")
+
+
 def mismatch(kind, debug):
     """Rank 1 calls another collective than the others at the same sequence number (another count,
     dtype, reduce op, broadcast root, or another collective altogether); then every rank calls a
@@ -108,7 +119,7 @@ def sleeps_while_waiting(delay, times):
 
 
 def _voluntary_switches():
-    with open("/proc/self/status") as f:
+    with open("/proc/thread-self/status") as f:  # this thread: not the heartbeat's wake-ups
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
 
 
