@@ -98,6 +98,24 @@ def test_stopped_peer_is_named_by_its_heartbeat_long_before_the_timeout():
                                                    "no heartbeat for 2 s"), msg
 
 
+def test_sigusr1_writes_the_flight_record_and_the_job_goes_on(tmp_path):
+    written = spawn(workers.signal_self, 2, args=("SIGUSR1",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    assert written == [None, str(tmp_path / "flight-rank1.json")]
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGUSR1" and record["last_completed"] == 3
+    calls = record["collectives"]
+    assert [(c["seq"], c["op"], c["tag"], c["count"], c["dtype"]) for c in calls] == [
+        (i + 1, "allreduce", f"step {i}", 4, "float64") for i in range(3)]
+    assert all(c["start"] <= c["end"] for c in calls)
+
+
+def test_sigterm_writes_the_flight_record_then_ends_the_rank(tmp_path):
+    with pytest.raises(CommError, match="rank 1 of 2 was killed by SIGTERM"):
+        spawn(workers.signal_self, 2, args=("SIGTERM",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGTERM" and record["last_completed"] == 3
+
+
 @pytest.mark.parametrize("kind", ["count", "dtype"])
 def test_debug_mode_names_the_mismatch(kind):
     results = spawn(workers.mismatch, 3, args=(kind, True), timeout=10)

@@ -56,6 +56,17 @@ def stop_in_allreduce(victim):
     comm.allreduce(np.ones(1000, np.float32), tag="bucket 1 of 1")
 
 
+def signal_self(sig):
+    """Rank 1 sends itself `sig` after three tagged collectives; returns what it recorded."""
+    comm = distbp.comm.init("local")
+    for i in range(3):
+        comm.allreduce(np.ones(4), tag=f"step {i}")
+    if comm.rank == 1:
+        os.kill(os.getpid(), getattr(signal, sig))
+    comm.barrier()
+    return comm.flight.written
+
+
 def mismatch(kind, debug):
     """Rank 1 calls another collective than the others at the same sequence number (another count,
     dtype, reduce op, broadcast root, or another collective altogether); then every rank calls a
