@@ -45,6 +45,49 @@ def collectives(calls):
     return out
 
 
+def bookkeeping(tree, calls):
+    """In a subprocess of `tree`: CPU microseconds (thread time, so preemption does not count) per
+    call of what a rank does around a collective besides moving data, in that tree: recording the
+    call, publishing it in the shared-memory header, comparing it with the peer's. Two transports
+    of one segment (ranks 0 and 1, no bells) in one thread; per rank = total / 2."""
+    import mmap
+    from distbp.comm import base
+    new = hasattr(base, "Call")
+    if new:
+        from distbp.comm import flight, segment, shm
+        layout, Transport = segment.layout, shm.ShmTransport
+    else:
+        from distbp.comm import local
+        layout, Transport = local.layout, local.ShmTransport
+    buf = mmap.mmap(-1, layout(2, 4096, 2, 4096)[-1])
+    ranks = [Transport(buf, r, 2, 4096, 2, 30.0, None, 4096) for r in (0, 1)]
+    comms = [base.Communicator(r, 2) for r in (0, 1)]
+    x = np.ones(8, np.float32)
+    t0 = time.thread_time()
+    for seq in range(1, calls + 1):
+        for c, t in zip(comms, ranks):
+            if new:   # base.Communicator._header and _run, without the data
+                call = base.Call(seq, "allreduce", flight.dtype_name(x.dtype), x.size, 1, flight.current_tag() or "b 1")
+                c.flight.begin(call)
+                t.begin(call, x)
+            else:
+                t.begin("allreduce", seq, x)
+        if new:
+            for c, t in zip(comms, ranks):
+                c.flight.end(call)
+                t.end(call)
+    return (time.thread_time() - t0) / calls / 2 * 1e6
+
+
+def run_bookkeeping(tree, calls):
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from benchmarks.bench_flight import bookkeeping; "
+            "print(json.dumps(bookkeeping(sys.argv[1], int(sys.argv[2]))))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tree), str(calls)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_collectives(tree, calls):
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import distbp.comm; "
             "from benchmarks.bench_flight import collectives; "
@@ -72,12 +115,20 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=2000, help="calls per size and repetition")
     p.add_argument("--train", action="store_true", help="time the CNN training instead")
+    p.add_argument("--bookkeeping", action="store_true",
+                   help="CPU us per call of the per-collective bookkeeping only")
     p.add_argument("--steps", type=int, default=300)
     args = p.parse_args(argv)
     trees = {"baseline": Path(args.baseline).resolve(), "this": ROOT}
     ratios = []
     for rnd in range(args.rounds):
         order = list(trees) if rnd % 2 == 0 else list(trees)[::-1]
+        if args.bookkeeping:
+            us = {name: run_bookkeeping(trees[name], 100000) for name in order}
+            ratios.append(us["this"] - us["baseline"])
+            print(f"round {rnd + 1}: CPU us per call and rank: baseline {us['baseline']:.2f}, "
+                  f"this {us['this']:.2f}, added {us['this'] - us['baseline']:.2f}", flush=True)
+            continue
         if args.train:
             sps = {name: run_train(trees[name], args.steps) for name in order}
             ratio = sps["baseline"] / sps["this"]
@@ -93,7 +144,8 @@ def main(argv=None):
             ratios.append(ratio)
             print(f"{'':9}{label:>10} {us['baseline'][key]:12.1f} {us['this'][key]:9.1f} {ratio:6.3f}",
                   flush=True)
-    print(f"median ratio (this / baseline time): {np.median(ratios):.3f} "
+    what = "added CPU us per call" if args.bookkeeping else "ratio (this / baseline time)"
+    print(f"median {what}: {np.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 

@@ -346,7 +346,8 @@ class Communicator:
         """The collective begins: record and publish its Call (the transport compares it with the
         peers'). Debug mode also gathers every rank's (op, dtype, count, seq, extra) and compares."""
         self._seq += 1
-        call = self._current = Call(self._seq, op, flat.dtype.name, flat.size, extra, self._tag)
+        call = self._current = Call(self._seq, op, flight.dtype_name(flat.dtype), flat.size, extra,
+                                    self._tag)
         self.flight.begin(call)
         if self.transport is not None:
             self.transport.begin(call, flat)

@@ -37,6 +37,16 @@ OPCODES = ["allreduce", "broadcast", "allgather", "barrier", "reduce_scatter", "
 REDUCE_CODES = ["", "sum", "max", "min", "mean"]
 
 
+_codes = {}  # (op, dtype name) -> (opcode, dtype code); dtype object -> name (dtype.name is slow)
+
+
+def dtype_name(dtype):
+    name = _codes.get(dtype)
+    if name is None:
+        name = _codes[dtype] = dtype.name
+    return name
+
+
 class Call(NamedTuple):
     seq: int
     op: str
@@ -47,8 +57,12 @@ class Call(NamedTuple):
 
     def codes(self):
         """(opcode, dtype code, count, extra): what must agree across ranks at one seq."""
-        dt = DTYPES.index(self.dtype) if self.dtype in DTYPES else -1
-        return OPCODES.index(self.op), dt, self.count, self.extra
+        key = (self.op, self.dtype)
+        pair = _codes.get(key)
+        if pair is None:
+            pair = _codes[key] = (OPCODES.index(self.op),
+                                  DTYPES.index(self.dtype) if self.dtype in DTYPES else -1)
+        return pair + (self.count, self.extra)
 
     @classmethod
     def from_codes(cls, seq, op, dt, count, extra, tag=""):

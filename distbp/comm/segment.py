@@ -80,9 +80,16 @@ def open_segment(name):
         os.close(fd)
 
 
+_encoded = {}  # text -> its stored bytes (tags repeat: "bucket 3 of 5" every step)
+
+
 def write_text(mv, word, text, nbytes):
     """Store `text` (truncated to nbytes - 1 UTF-8 bytes, NUL-terminated) at header word `word`."""
-    data = text.encode()[:nbytes - 1] + b"\0"
+    data = _encoded.get(text)
+    if data is None:
+        data = text.encode()[:nbytes - 1] + b"\0"
+        if len(_encoded) < 4096:
+            _encoded[text] = data
     mv[word * 8:word * 8 + len(data)] = data
 
 

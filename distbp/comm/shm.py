@@ -178,13 +178,14 @@ class ShmTransport:
         h, me, k = self.header, self._me, call.seq % HISTORY
         e = me + HIST + k * ENTRY_WORDS
         now = time.monotonic_ns()
-        h[e], (h[e + 1], h[e + 2], h[e + 3], h[e + 4]), h[e + 5], h[e + 6] = call.seq, call.codes(), now, 0
+        h[e + 1], h[e + 2], h[e + 3], h[e + 4] = call.codes()
+        h[e], h[e + 5], h[e + 6] = call.seq, now, 0
         if call.tag:
             write_text(self._mv, me + TAGS + k * TAG_BYTES // 8, call.tag, TAG_BYTES)
         h[e + 7] = bool(call.tag)
         h[me + R_START] = now
         h[me + R_ENTERED] = call.seq  # last: a peer that sees seq sees the entry and descriptor
-        self._unchecked = list(self._peers)
+        self._unchecked = self._peers
         self._check_calls()
 
     def end(self, call):
@@ -205,14 +206,14 @@ class ShmTransport:
 
     def _check_calls(self):
         """Compare my call with those of the peers that have reached its sequence number."""
-        h, call = self.header, self.call
-        seq, codes = call.seq, None
-        for q in list(self._unchecked):
-            b = self._blocks[q]
+        h, call, blocks = self.header, self.call, self._blocks
+        seq, codes, left = call.seq, None, []
+        for q in self._unchecked:
+            b = blocks[q]
             if h[b + R_ENTERED] < seq:
+                left.append(q)
                 continue
             e = b + HIST + (seq % HISTORY) * ENTRY_WORDS
-            self._unchecked.remove(q)
             if h[e] != seq:
                 continue    # q is HISTORY calls ahead (cannot happen with the channels' depth)
             codes = codes or call.codes()
@@ -220,6 +221,7 @@ class ShmTransport:
                 theirs = self._published(q, seq)
                 if theirs is not None and theirs.codes() != codes:
                     self._report(q, flight.mismatch_message(self.rank, call, q, theirs))
+        self._unchecked = left
 
     def _report(self, q, message, kind=REPORTED, code=0):
         """Publish a failure found here (so every rank stops at once, saying the same) and raise."""
@@ -479,7 +481,7 @@ class ShmTransport:
 
     def _mismatch(self, sent, expected, peer=None):
         peer = self.left if peer is None else peer
-        self._unchecked = list(self._peers)
+        self._unchecked = self._peers
         self._check_calls()     # the peer's call at this seq, if it is another one, names both
         raise CommError(f"{self.op}: rank {peer} sent a {sent}-byte message but rank {self.rank} "
                         f"expected {expected} bytes (different sizes or dtypes on different ranks)",
