@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -228,6 +229,9 @@ class Communicator:
         if self._closed:
             raise CommError(f"{self!r} is closed", op=getattr(fn, "__name__", None))
         tag = tag or flight.current_tag()
+        if self.flight.armed is not None:   # the step's first collective: when this rank got here
+            self.flight.armed.arrive(time.time())
+            self.flight.armed = None
         if sync and self._pending == 0:
             # Inline, without a Work handle (its Event costs microseconds: a small all-reduce's time).
             with self._lock:

@@ -110,6 +110,7 @@ class FlightRecorder:
         self.current = None                 # the Call in progress, or None
         self.last_completed = 0
         self.written = None                 # path of the last dump
+        self.armed = None                   # a Stragglers waiting for the next call's issue time
         _live.add(self)
 
     def begin(self, call):
@@ -231,3 +232,48 @@ def mismatch_message(a, call_a, b, call_b):
 
 def _ranks(qs):
     return f"rank {qs[0]}" if len(qs) == 1 else "ranks " + ",".join(map(str, qs))
+
+
+# ---- stragglers: who arrives last at each step's first collective ----
+class Stragglers:
+    """Per step, the time each rank issued the step's first collective, and how long it then
+    waited for the last rank to issue it (wall clock: on one host exact, across hosts as good as
+    their clock sync):
+
+        stragglers = Stragglers(comm)
+        for step in ...:
+            stragglers.step()                  # before the step's first collective
+            ...
+            if log_step:
+                record.update(stragglers.summary())   # collective: every rank, same steps
+
+    summary() -> {"wait_p50_ms": [per rank], "wait_p99_ms": [per rank], "last_rank": r}: a rank
+    that is always last waits ~0, the others wait for it; last_rank is the rank most often last."""
+
+    def __init__(self, comm, window=1024):
+        self.comm, self.window = comm, window
+        self.arrivals = []
+
+    def step(self):
+        self.comm.flight.armed = self
+
+    def arrive(self, t):
+        if len(self.arrivals) < self.window:
+            self.arrivals.append(t)
+
+    def summary(self):
+        import numpy as np
+        mine = np.full(self.window + 1, np.nan)
+        mine[0] = len(self.arrivals)
+        mine[1:1 + len(self.arrivals)] = self.arrivals
+        self.arrivals = []
+        rows = self.comm.allgather(mine)
+        steps = int(rows[:, 0].min())
+        if steps == 0:
+            return {}
+        t = rows[:, 1:1 + steps]                          # (ranks, steps)
+        wait = (t.max(axis=0) - t) * 1e3                  # ms each rank waited for the last one
+        last = np.bincount(t.argmax(axis=0), minlength=self.comm.size)
+        return {"wait_p50_ms": [round(float(v), 3) for v in np.percentile(wait, 50, axis=1)],
+                "wait_p99_ms": [round(float(v), 3) for v in np.percentile(wait, 99, axis=1)],
+                "last_rank": int(last.argmax())}

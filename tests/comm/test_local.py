@@ -116,6 +116,17 @@ def test_sigterm_writes_the_flight_record_then_ends_the_rank(tmp_path):
     assert record["reason"] == "received SIGTERM" and record["last_completed"] == 3
 
 
+def test_stragglers_summary_names_the_rank_that_arrives_last():
+    """Rank 1 starts every step 30 ms late: ranks 0 and 2 wait ~30 ms at the step's first
+    collective, rank 1 about nothing; every rank gets the same summary."""
+    results = spawn(workers.straggle, 3, args=(1, 0.03, 10))
+    assert all(r == results[0] for r in results)
+    s = results[0]
+    assert s["last_rank"] == 1 and s["wait_p50_ms"][1] < 5, s
+    assert all(25 < s["wait_p50_ms"][q] < 200 for q in (0, 2)), s
+    assert all(s["wait_p99_ms"][q] >= s["wait_p50_ms"][q] for q in range(3)), s
+
+
 @pytest.mark.parametrize("kind", ["count", "dtype"])
 def test_debug_mode_names_the_mismatch(kind):
     results = spawn(workers.mismatch, 3, args=(kind, True), timeout=10)

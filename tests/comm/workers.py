@@ -67,6 +67,21 @@ def signal_self(sig):
     return comm.flight.written
 
 
+def straggle(late, delay, steps):
+    """Rank `late` starts each step `delay` s after the others; returns the stragglers summary."""
+    from distbp.comm.flight import Stragglers
+    comm = distbp.comm.init("local")
+    stragglers = Stragglers(comm)
+    x = np.ones(100, np.float32)
+    for _ in range(steps):
+        stragglers.step()
+        if comm.rank == late:
+            time.sleep(delay)
+        comm.allreduce(x, tag="bucket 1 of 1")
+        comm.allreduce(np.ones(1))           # not the step's first: not counted
+    return stragglers.summary()
+
+
 def mismatch(kind, debug):
     """Rank 1 calls another collective than the others at the same sequence number (another count,
     dtype, reduce op, broadcast root, or another collective altogether); then every rank calls a
