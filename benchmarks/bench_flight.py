@@ -98,9 +98,9 @@ def run_collectives(tree, calls):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_train(tree, steps):
+def run_train(tree, steps, extra_env=None):
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "PYTHONPATH": str(tree)}
+        env = {**os.environ, "PYTHONPATH": str(tree), **(extra_env or {})}
         code = "import sys; sys.path.insert(0, sys.argv[1]); from distbp.cli import main; sys.exit(main(sys.argv[2:]))"
         subprocess.run([sys.executable, "-c", code, str(tree), "train", "--config",
                         "configs/mnist1d_cnn.yaml", "--set", f"train.steps={steps}",
@@ -118,7 +118,10 @@ def main(argv=None):
     p.add_argument("--bookkeeping", action="store_true",
                    help="CPU us per call of the per-collective bookkeeping only")
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="set in this tree's runs only (e.g. DISTBP_HEARTBEAT_TIMEOUT=0)")
     args = p.parse_args(argv)
+    env = dict(kv.split("=", 1) for kv in args.env)
     trees = {"baseline": Path(args.baseline).resolve(), "this": ROOT}
     ratios = []
     for rnd in range(args.rounds):
@@ -130,7 +133,8 @@ def main(argv=None):
                   f"this {us['this']:.2f}, added {us['this'] - us['baseline']:.2f}", flush=True)
             continue
         if args.train:
-            sps = {name: run_train(trees[name], args.steps) for name in order}
+            sps = {name: run_train(trees[name], args.steps, env if name == "this" else None)
+                   for name in order}
             ratio = sps["baseline"] / sps["this"]
             ratios.append(ratio)
             print(f"round {rnd + 1}: samples/s baseline {sps['baseline']:.0f}, this {sps['this']:.0f}, "

@@ -215,7 +215,8 @@ class Communicator:
         self._close_transport()
 
     def _start_heartbeat(self):
-        """Backends whose transport beats (transport.py) call this once the transport is up."""
+        """Backends call this once the transport is up: flight records on SIGUSR1 / SIGTERM, and
+        a beating thread if the transport beats (MPI messages; on one node a StopWatch instead)."""
         seconds = heartbeat.heartbeat_timeout()
         if self.size > 1 and seconds > 0 and hasattr(self.transport, "beat"):
             self.heartbeat = heartbeat.Heartbeat(self.transport, self.rank, self.size, seconds)

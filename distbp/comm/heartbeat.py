@@ -1,26 +1,31 @@
-"""Heartbeats: a rank that stops answering (SIGSTOP, wedged, its host cut off) is named within
+"""Silent ranks: a rank that stops answering (SIGSTOP, wedged, its host cut off) is named within
 seconds, however long dist.timeout is (a slow step may need a long one).
 
-Every rank runs one daemon thread that, every INTERVAL seconds, beats (transport.beat(): a counter
-in the shared-memory header, or a small message to every peer over MPI) and looks at what it has
-heard from the peers (transport.heard()). A peer whose counter has not moved for TIMEOUT seconds of
-this thread's own ticks is `stalled`; a rank waiting in a collective reads that dict (empty while
-all is well: one attribute test per wait) and raises CommError naming the peer.
+    DISTBP_HEARTBEAT_TIMEOUT=5     # seconds before a silent rank is named (0: off)
 
-Counting this thread's ticks rather than wall time keeps a paused host (a suspended VM, say) from
-accusing every peer when it resumes: it then sees one tick, not TIMEOUT seconds. A rank whose own
-main thread holds the GIL for long cannot beat either, and is named by its peers, which is right.
-A rank that closes its communicator beats -1: done, not stalled.
+On one node (the local backend, MPI over shared memory) the ranks' pids are in the segment, and a
+rank that waits in a collective reads its peers' state in /proc (StopWatch): a process stopped
+(state T, t: SIGSTOP, a debugger) for TIMEOUT seconds is named. That costs nothing outside waits:
+a beating thread would (measured: 5-7% of a CNN step on a loaded 2-core host, from the GIL hand-offs
+its wake-ups force on a busy main thread; benchmarks/results/flight.md). The local launcher watches
+its workers the same way and kills a stopped one.
 
-    DISTBP_HEARTBEAT_TIMEOUT=5     # seconds without a beat before a peer is named (0: off)
+Across nodes (MPI messages) a peer's /proc is out of reach, so every rank runs a daemon thread
+(Heartbeat) that every `interval` (TIMEOUT / 5) sends a small message to every peer (mpi.py: it
+carries the rank's current call) and reads theirs. A peer not heard from for TIMEOUT seconds of
+this thread's own ticks is `stalled`; a waiting rank reads that dict (empty while all is well) and
+raises CommError naming it. Counting ticks rather than wall time keeps a host that was paused (a
+suspended VM) from accusing every peer when it resumes.
 """
 import os
 import threading
+import time
 
 from distbp.errors import UsageError
 
-INTERVAL = 0.5
+INTERVAL = 1.0
 TIMEOUT = 5.0
+STOPPED = ("T", "t")  # /proc/<pid>/stat states of a stopped process (signal, debugger)
 ENV_TIMEOUT = "DISTBP_HEARTBEAT_TIMEOUT"
 DONE = -1
 
@@ -42,9 +47,9 @@ def heartbeat_timeout(environ=None):
 class Heartbeat:
     """The beating thread of one rank; `stalled`: {peer: seconds without a beat}."""
 
-    def __init__(self, link, rank, size, timeout=TIMEOUT, interval=INTERVAL):
+    def __init__(self, link, rank, size, timeout=TIMEOUT, interval=None):
         self.link, self.rank, self.size = link, rank, size
-        self.timeout, self.interval = timeout, interval
+        self.timeout, self.interval = timeout, interval or min(INTERVAL, timeout / 5)
         self.stalled = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"distbp-heartbeat-{rank}", daemon=True)
@@ -75,3 +80,37 @@ class Heartbeat:
         done = getattr(self.link, "done", None)
         if done is not None:
             done()
+
+
+def process_state(pid):
+    """The state letter in /proc/<pid>/stat (R, S, D, T: stopped, t: traced, Z), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+class StopWatch:
+    """Ranks on this node whose process is stopped; `pids()` gives {rank: pid} (0: not known yet).
+    stalled() reads /proc at most every `every` seconds and returns {rank: seconds stopped} for
+    those stopped at least `timeout` seconds of my own watching."""
+
+    def __init__(self, pids, timeout, every=0.25):
+        self.pids, self.timeout, self.every = pids, timeout, every
+        self.since, self.checked, self.found = {}, 0.0, {}
+
+    def stalled(self):
+        now = time.monotonic()
+        if now - self.checked < self.every:
+            return self.found
+        if now - self.checked > 4 * self.every + 1.0:   # I was not watching (or was paused)
+            self.since = {}
+        self.checked = now
+        for rank, pid in self.pids().items():
+            if pid and process_state(pid) in STOPPED:
+                self.since.setdefault(rank, now)
+            else:
+                self.since.pop(rank, None)
+        self.found = {r: now - t for r, t in self.since.items() if now - t >= self.timeout}
+        return self.found

@@ -11,8 +11,8 @@ Workers run fn(*args); fn creates its communicator itself with init("local") (or
 If a worker raises, is killed, or hangs, the others are told through the shared header and stop;
 each worker still running `timeout` seconds after the first failure is killed; the segment is
 unlinked; spawn raises CommError naming the failed rank, with that rank's traceback. Ctrl-C is
-forwarded to the workers as SIGINT. A worker whose heartbeat stops (heartbeat.py: SIGSTOPped,
-wedged) is killed and named within DISTBP_HEARTBEAT_TIMEOUT seconds, whatever `timeout` is.
+forwarded to the workers as SIGINT. A worker whose process is stopped (SIGSTOP, a debugger) is
+killed and named after DISTBP_HEARTBEAT_TIMEOUT seconds (heartbeat.py), whatever `timeout` is.
 Workers write their flight records (flight.py) to DISTBP_FLIGHT_DIR, by default a directory in the
 temporary directory named after the segment, made only if a record is written.
 """
@@ -156,41 +156,19 @@ def _worker(rank, env, fn, args, conn, launcher_pid=None):
 
 
 class _Pulse:
-    """The workers' heartbeat counters in the header: which have not moved for `seconds` of the
-    launcher's own watching (a pause of the launcher itself restarts the count)."""
+    """The workers whose process is stopped (SIGSTOP, a debugger) for `seconds` (heartbeat.py)."""
 
-    def __init__(self, buf, n, seconds):
-        self.header = buf[:segment.rank_word(n, 0) * 8].cast("q")
-        self.n, self.seconds = n, seconds
-        self.last = [0] * n
-        self.since = [time.monotonic()] * n
-        self.checked = time.monotonic()
+    def __init__(self, procs, seconds):
+        self.watch = heartbeat.StopWatch(lambda: {r: p.pid for r, (p, _) in enumerate(procs)},
+                                         seconds)
 
     def stalled(self):
-        now = time.monotonic()
-        if now - self.checked > 2 * heartbeat.INTERVAL:  # I was not running: start over
-            self.since = [now] * self.n
-        self.checked = now
-        out = []
-        for r in range(self.n):
-            beat = self.header[segment.rank_word(r, segment.R_BEAT)]
-            if beat != self.last[r] or beat in (0, heartbeat.DONE):
-                self.last[r], self.since[r] = beat, now
-            elif now - self.since[r] >= self.seconds:
-                out.append((r, now - self.since[r]))
-        return out
-
-    def close(self):
-        self.header.release()
+        return list(self.watch.stalled().items())
 
 
 def _monitor(procs, shm, timeout, heartbeat_seconds=0):
-    pulse = _Pulse(shm.buf, len(procs), heartbeat_seconds) if heartbeat_seconds > 0 else None
-    try:
-        return _watch(procs, shm, timeout, pulse)
-    finally:
-        if pulse is not None:
-            pulse.close()
+    pulse = _Pulse(procs, heartbeat_seconds) if heartbeat_seconds > 0 else None
+    return _watch(procs, shm, timeout, pulse)
 
 
 def _watch(procs, shm, timeout, pulse):
@@ -265,8 +243,8 @@ def _spawn_error(failures, n):
         op = own_op or op
         text = f"rank {r} of {n} failed: {summary}{context}{tail}\n\n--- traceback of rank {r} ---\n{tb}"
     elif msg[0] == "stalled":
-        text = (f"rank {r} of {n} stopped answering{during}: no heartbeat for {msg[1]:.0f} s "
-                f"(stopped, wedged or starved of CPU), so it was killed{tail}")
+        text = (f"rank {r} of {n} stopped answering{during}: its process was stopped (SIGSTOP or a "
+                f"debugger) for {msg[1]:.0f} s, so it was killed{tail}")
         blamed = r
     else:
         seen = next(((q, m[1]) for q, m in failures if m[0] == "error"), None)

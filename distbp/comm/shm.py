@@ -14,8 +14,8 @@ rank that fills a mailbox writes a byte to the bell of a peer whose waiting word
 channels a waiting rank asks for a batch (half a channel, or the rest of the message): the producer
 rings once the write seq reaches the reader's target, the reader once the read seq reaches the
 writer's; so each wake-up moves megabytes, not one slot (with more ranks than cores a wake-up can
-preempt the waker: one per slot would ping-pong). poll() has a short timeout, so failures, peers'
-heartbeats, the deadline and the launcher are checked even if no one rings.
+preempt the waker: one per slot would ping-pong). poll() has a short timeout, so failures, stopped
+peers (heartbeat.StopWatch), the deadline and the launcher are checked even if no one rings.
 
 Every call is published in the rank's header block (begin/end): a rank compares each peer's call at
 the same sequence number with its own, on entering, on leaving and while it waits, so mismatched
@@ -27,10 +27,10 @@ import time
 
 import numpy as np
 
-from distbp.comm import flight
+from distbp.comm import flight, heartbeat
 from distbp.comm.base import CommError
 from distbp.comm.cpus import usable_cpus
-from distbp.comm.segment import (CTRL_BYTES, ENTRY_WORDS, HIST, HISTORY, MAILBOX_HEADER, R_BEAT,
+from distbp.comm.segment import (CTRL_BYTES, ENTRY_WORDS, HIST, HISTORY, MAILBOX_HEADER, R_PID,
                                  R_COMPLETED, R_DESC, R_ENTERED, R_START, R_SYNCED, R_WAITING,
                                  R_WANT_DATA, R_WANT_SPACE, REPORTED, SLOT_HEADER, STALLED, TAG_BYTES,
                                  TAGS, bell_path, failure, layout, mark_failed, ntags, rank_word,
@@ -123,7 +123,9 @@ class ShmTransport:
         # Symmetric memory needs names for its files; a segment made by hand (no name) has none.
         self.heap = SymmetricHeap(self, name) if name is not None else None
         self.direct = None  # every rank's view of the current collective's symmetric array, if any
-        self.heartbeat = None  # heartbeat.Heartbeat watching the peers (set by the communicator)
+        self.header[self._me + R_PID] = os.getpid()
+        seconds = heartbeat.heartbeat_timeout()
+        self.watch = heartbeat.StopWatch(self._peer_pids, seconds) if seconds > 0 else None
         self._rang = [0, 0]  # the targets of the right (data) and left (space) neighbours I last rang
         self._ppid = os.getppid()
         self._name = name
@@ -238,15 +240,8 @@ class ShmTransport:
             out.append(flight.RankState(entered, completed, since, self._published(q, entered)))
         return out
 
-    # ---- heartbeat (heartbeat.py) ----
-    def beat(self):
-        self.header[self._me + R_BEAT] += 1  # only I write it
-
-    def heard(self):
-        return [self.header[b + R_BEAT] for b in self._blocks]
-
-    def done(self):
-        self.header[self._me + R_BEAT] = -1  # heartbeat.DONE: closed, not stalled
+    def _peer_pids(self):
+        return {q: self.header[self._blocks[q] + R_PID] for q in self._peers}
 
     # ---- symmetric memory (symmetric.py) ----
     def declare(self, alloc, offset, nbytes):
@@ -431,8 +426,8 @@ class ShmTransport:
         self._check_abort()
         if self._unchecked:
             self._check_calls()     # a peer in another collective: the reason nothing moves
-        if self.heartbeat is not None and self.heartbeat.stalled:
-            self._stalled()
+        if self.watch is not None and self.watch.stalled():
+            self._stalled(self.watch.found)
         if now - self._since > self.timeout:
             self._timed_out(peer)
         if os.getppid() != self._ppid:
@@ -462,11 +457,11 @@ class ShmTransport:
             rank, what = found
             raise CommError(f"{self.op} aborted on rank {self.rank}: {what}", rank=rank, op=self.op)
 
-    def _stalled(self):
-        q, seconds = min(self.heartbeat.stalled.items())
+    def _stalled(self, found):
+        q, seconds = min(found.items())
         behind = flight.stall_message(self.rank, self.states(), self.op, seconds)
-        self._report(q, f"{self.op} on rank {self.rank}: rank {q} stopped answering: no heartbeat "
-                        f"for {seconds:.1f} s (stopped, wedged, or starved of CPU)"
+        self._report(q, f"{self.op} on rank {self.rank}: rank {q} stopped answering: its process has "
+                        f"been stopped (SIGSTOP or a debugger) for {seconds:.1f} s"
                      + (f"; {behind}" if behind else ""), STALLED, round(seconds))
 
     def _timed_out(self, peer):

@@ -44,11 +44,9 @@ class Transport(Protocol):
         """send -> peer (None: nothing) and return what peer sent me with this tag, shaped like
         `like` (None: receive nothing). The view is valid until my next exchange with this tag."""
 
-    def beat(self) -> None:
-        """Heartbeat: tell the peers this rank is alive (heartbeat.py calls it every interval)."""
-
-    def heard(self) -> list:
-        """Per rank, a counter that moves whenever that rank's heartbeat arrives."""
+    # Optional, for heartbeat.Heartbeat (a transport that cannot see its peers' processes):
+    #   beat(): tell the peers this rank is alive;  heard(): per rank, a counter that moves
+    #   whenever that rank's heartbeat arrives.  (shm.ShmTransport watches /proc instead.)
 
     def close(self) -> None:
         """Release the link (mappings, file descriptors, communicators)."""

@@ -175,18 +175,20 @@ def check_stopped_rank_named(run, t_fault, line_pattern):
 def test_local_rank_stopped_is_named_by_its_heartbeat(runs, work):
     run = start_long(runs, work, "local")
     _, t = inject(run, "local", "stop")
-    check_stopped_rank_named(run, t, r"rank 1 of 3 stopped answering during \w+: no heartbeat for 5 s")
+    check_stopped_rank_named(run, t, r"rank 1 of 3 stopped answering during \w+: its process was stopped "
+                                     r"\(SIGSTOP or a debugger\) for 5 s, so it was killed")
     assert run.segments() == []
 
 
 @needs_mpi
 def test_mpi_rank_stopped_is_named_by_its_heartbeat(runs, work):
-    """No launcher of ours watches mpiexec's ranks: the survivors' heartbeat threads notice, name
-    rank 1 in their one-line error and abort the job."""
+    """No launcher of ours watches mpiexec's ranks: the survivors, waiting, see in /proc that rank 1
+    is stopped (one node: the shared-memory transport), name it in their one-line error and abort."""
     run = start_long(runs, work, "mpi")
     _, t = inject(run, "mpi", "stop")
     check_stopped_rank_named(run, t, r"rank [02] of 3 failed: CommError: \w+ on rank [02]: rank 1 "
-                                     r"stopped answering: no heartbeat for [5-9]\.\d s")
+                                     r"stopped answering: its process has been stopped \(SIGSTOP or a debugger\) "
+                                     r"for [5-9]\.\d s")
 
 
 def test_local_launcher_killed_takes_its_workers(runs, work):
