@@ -7,7 +7,7 @@ by shm.ShmTransport. Layout (offsets 64-byte aligned; the header is int64 words)
              [4] failure kind (KINDS), [5] reporting rank + 1 (its message area holds the reason)
     rank r   block at word HEADER_WORDS + r * RANK_WORDS, written by rank r only (read by all):
              R_* words: collectives entered and completed, waiting flags, sync count, the
-             symmetric-memory descriptor, the rank's pid, start of the current collective (ns)
+             symmetric-memory descriptor, the rank's pid
              HISTORY entries: the last calls, entry seq % HISTORY: (seq, op, dtype, count, extra,
              start ns, end ns, tag bytes), tag text in TAG_BYTES at TAGS
              a MESSAGE_BYTES message area (the one-line reason of a failure it reports)
@@ -30,7 +30,7 @@ KINDS = {1: "raised", 2: "exited", 3: "reported", 4: "stalled"}
 RAISED, EXITED, REPORTED, STALLED = 1, 2, 3, 4
 # Per-rank words (offsets in the rank's block)
 R_ENTERED, R_COMPLETED, R_WAITING, R_WANT_DATA, R_WANT_SPACE, R_SYNCED = 0, 1, 2, 3, 4, 5
-R_DESC, R_PID, R_START = 6, 9, 10          # R_DESC: 3 words (allocation, offset, bytes)
+R_DESC, R_PID = 6, 9                       # R_DESC: 3 words (allocation, offset, bytes)
 HISTORY, ENTRY_WORDS, HIST = 16, 8, 16
 TAG_BYTES = 64
 TAGS = HIST + HISTORY * ENTRY_WORDS         # word offset of the tag texts

@@ -31,7 +31,7 @@ from distbp.comm import flight, heartbeat
 from distbp.comm.base import CommError
 from distbp.comm.cpus import usable_cpus
 from distbp.comm.segment import (CTRL_BYTES, ENTRY_WORDS, HIST, HISTORY, MAILBOX_HEADER, R_PID,
-                                 R_COMPLETED, R_DESC, R_ENTERED, R_START, R_SYNCED, R_WAITING,
+                                 R_COMPLETED, R_DESC, R_ENTERED, R_SYNCED, R_WAITING,
                                  R_WANT_DATA, R_WANT_SPACE, REPORTED, SLOT_HEADER, STALLED, TAG_BYTES,
                                  TAGS, bell_path, failure, layout, mark_failed, ntags, rank_word,
                                  read_text, write_text)
@@ -179,23 +179,24 @@ class ShmTransport:
         self.declare(*desc)
         h, me, k = self.header, self._me, call.seq % HISTORY
         e = me + HIST + k * ENTRY_WORDS
-        now = time.monotonic_ns()
-        h[e + 1], h[e + 2], h[e + 3], h[e + 4] = call.codes()
-        h[e], h[e + 5], h[e + 6] = call.seq, now, 0
+        codes = self._codes = call.codes()
+        h[e + 1], h[e + 2], h[e + 3], h[e + 4] = codes
+        h[e], h[e + 5], h[e + 6] = call.seq, time.monotonic_ns(), 0
         if call.tag:
             write_text(self._mv, me + TAGS + k * TAG_BYTES // 8, call.tag, TAG_BYTES)
         h[e + 7] = bool(call.tag)
-        h[me + R_START] = now
         h[me + R_ENTERED] = call.seq  # last: a peer that sees seq sees the entry and descriptor
+        # Compared with the peers' calls when waiting (a peer in another collective is why nothing
+        # moves) and before returning (a mismatch of equal byte counts moves data): not here, on
+        # the way to the first send.
         self._unchecked = self._peers
-        self._check_calls()
 
     def end(self, call):
+        if self._unchecked:
+            self._check_calls()
         h, me = self.header, self._me
         h[me + HIST + (call.seq % HISTORY) * ENTRY_WORDS + 6] = time.monotonic_ns()
         h[me + R_COMPLETED] = call.seq
-        if self._unchecked:
-            self._check_calls()
 
     def _published(self, q, seq):
         """Rank q's call number `seq` from its block, or None if it no longer holds it."""
@@ -209,7 +210,7 @@ class ShmTransport:
     def _check_calls(self):
         """Compare my call with those of the peers that have reached its sequence number."""
         h, call, blocks = self.header, self.call, self._blocks
-        seq, codes, left = call.seq, None, []
+        seq, codes, left = call.seq, self._codes, []
         for q in self._unchecked:
             b = blocks[q]
             if h[b + R_ENTERED] < seq:
@@ -218,7 +219,6 @@ class ShmTransport:
             e = b + HIST + (seq % HISTORY) * ENTRY_WORDS
             if h[e] != seq:
                 continue    # q is HISTORY calls ahead (cannot happen with the channels' depth)
-            codes = codes or call.codes()
             if (h[e + 1], h[e + 2], h[e + 3], h[e + 4]) != codes:
                 theirs = self._published(q, seq)
                 if theirs is not None and theirs.codes() != codes:
@@ -236,7 +236,8 @@ class ShmTransport:
         for q in range(self.size):
             b = self._blocks[q]
             entered, completed = h[b + R_ENTERED], h[b + R_COMPLETED]
-            since = (now - h[b + R_START]) / 1e9 if entered > completed else 0.0
+            start = h[b + HIST + (entered % HISTORY) * ENTRY_WORDS + 5]
+            since = (now - start) / 1e9 if entered > completed else 0.0
             out.append(flight.RankState(entered, completed, since, self._published(q, entered)))
         return out
 
