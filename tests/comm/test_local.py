@@ -1,5 +1,6 @@
 """The shared multi-rank body under the local (shared-memory) backend, and the launcher's failure paths."""
 import glob
+import json
 import multiprocessing
 import os
 import signal
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import distbp.comm
+import distbp.comm.shm
 from distbp.comm import CommError, spawn
 from tests.comm import workers
 
@@ -40,13 +42,13 @@ def test_body(size):
 
 def test_large_buffer_100m_float32():
     n = 100_000_000 + 3
-    results = spawn(workers.large_allreduce, args=(n,), nprocs=2, timeout=60)
+    results = spawn(workers.large_allreduce, nprocs=2, args=(n,), timeout=60)
     assert all(r["ok"] for r in results)
     assert results[0]["sum"] == results[1]["sum"]
 
 
 def test_spawn_returns_results_in_rank_order():
-    assert spawn(workers.return_rank, args=(10,), nprocs=3) == [10, 11, 12]
+    assert spawn(workers.return_rank, nprocs=3, args=(10,)) == [10, 11, 12]
 
 
 @pytest.mark.parametrize("how,needle", [("kill", "SIGKILL"), ("exit", "exited with code 3"),
@@ -54,7 +56,7 @@ def test_spawn_returns_results_in_rank_order():
 def test_dead_peer_named(how, needle):
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, args=(2, how), nprocs=3, timeout=10)
+        spawn(workers.die_in_allreduce, nprocs=3, args=(2, how), timeout=10)
     assert time.monotonic() - t0 < 10, "others must notice the death at once, not at the timeout"
     assert info.value.rank == 2 and "rank 2 of 3" in str(info.value) and needle in str(info.value)
     assert "allreduce" in str(info.value).splitlines()[0]  # what the others were doing
@@ -62,31 +64,95 @@ def test_dead_peer_named(how, needle):
         assert "Traceback" in info.value.traceback and "die_in_allreduce" in info.value.traceback
 
 
-def test_hung_peer_times_out_naming_it():
+def test_hung_peer_times_out_naming_it(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, args=(1, "hang"), nprocs=3, timeout=2)
+        spawn(workers.die_in_allreduce, nprocs=3, args=(1, "hang"), timeout=2,
+              env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
     elapsed = time.monotonic() - t0
     assert elapsed < 12, elapsed
     msg = str(info.value)
     assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce"), msg
-    assert "allreduce timed out after 2.0s waiting for rank 1" in msg, msg
+    assert "allreduce timed out after 2.0s waiting for rank 1: rank 1 never entered collective #1 " \
+           "(allreduce, 1000000 float32); ranks 0,2 waited 2 s in it; rank 1's last completed " \
+           "collective was #0" in msg, msg
+    # the ranks that timed out wrote their flight records, and said where
+    assert f"(flight records: {tmp_path})" in msg, msg
+    for r in (0, 2):
+        record = json.loads((tmp_path / f"flight-rank{r}.json").read_text())
+        assert record["rank"] == r and "timed out" in record["reason"]
+        assert record["current"]["op"] == "allreduce" and record["collectives"][-1]["end"] is None
+
+
+def test_stopped_peer_is_named_by_its_heartbeat_long_before_the_timeout():
+    """SIGSTOP: the rank is alive but silent. The launcher sees it stopped, names and kills it after
+    DISTBP_HEARTBEAT_TIMEOUT (2 s here), although the collective timeout is 60 s."""
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.stop_in_allreduce, nprocs=3, args=(1,), timeout=60,
+              env={"DISTBP_HEARTBEAT_TIMEOUT": "2"})
+    elapsed = time.monotonic() - t0
+    msg = str(info.value)
+    assert elapsed < 20, elapsed
+    assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce: "
+                                                   "its process was stopped (SIGSTOP or a "
+                                                   "debugger) for 2 s, so it was killed"), msg
+
+
+def test_sigusr1_writes_the_flight_record_and_the_job_goes_on(tmp_path):
+    written = spawn(workers.signal_self, nprocs=2, args=("SIGUSR1",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    assert written == [None, str(tmp_path / "flight-rank1.json")]
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGUSR1" and record["last_completed"] == 3
+    calls = record["collectives"]
+    assert [(c["seq"], c["op"], c["tag"], c["count"], c["dtype"]) for c in calls] == [
+        (i + 1, "allreduce", f"step {i}", 4, "float64") for i in range(3)]
+    assert all(c["start"] <= c["end"] for c in calls)
+
+
+def test_sigterm_writes_the_flight_record_then_ends_the_rank(tmp_path):
+    with pytest.raises(CommError, match="rank 1 of 2 was killed by SIGTERM"):
+        spawn(workers.signal_self, nprocs=2, args=("SIGTERM",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGTERM" and record["last_completed"] == 3
+
+
+def test_stragglers_summary_names_the_rank_that_arrives_last():
+    """Rank 1 starts every step 30 ms late: ranks 0 and 2 wait ~30 ms at the step's first
+    collective, rank 1 about nothing; every rank gets the same summary."""
+    results = spawn(workers.straggle, nprocs=3, args=(1, 0.03, 10))
+    assert all(r == results[0] for r in results)
+    s = results[0]
+    assert s["last_rank"] == 1 and s["wait_p50_ms"][1] < 5, s
+    assert all(25 < s["wait_p50_ms"][q] < 200 for q in (0, 2)), s
+    assert all(s["wait_p99_ms"][q] >= s["wait_p50_ms"][q] for q in range(3)), s
 
 
 @pytest.mark.parametrize("kind", ["count", "dtype"])
 def test_debug_mode_names_the_mismatch(kind):
-    results = spawn(workers.mismatch, args=(kind, True), nprocs=3, timeout=10)
+    results = spawn(workers.mismatch, nprocs=3, args=(kind, True), timeout=10)
     detail = "count=12" if kind == "count" else "float64"
     for r in results:  # every rank raises the same clear error, naming both calls
         assert "mismatched collectives" in r["error"] and "rank 1" in r["error"], r
         assert detail in r["error"] and "allreduce(float32, count=10" in r["error"], r
 
 
-def test_mismatch_without_debug_raises_not_corrupts():
-    with _either() as outcome:
-        outcome.value = spawn(workers.mismatch, args=("count", False), nprocs=2, timeout=5)
-    errors = [r["error"] for r in outcome.value] if outcome.value else [str(outcome.error)]
-    assert any(e and "rank" in e and "bytes" in e for e in errors), errors
+@pytest.mark.parametrize("kind,theirs", [
+    ("count", "allreduce(float32, count=12, op=sum, bucket 2 of 5) as collective #2"),
+    ("dtype", "allreduce(float64, count=10, op=sum, bucket 2 of 5) as collective #2"),
+    ("op", "allreduce(float32, count=10, op=max, bucket 2 of 5) as collective #2"),
+    ("root", "broadcast(float32, count=10, root=1) as collective #2"),
+    ("other", "barrier(uint8, count=0) as collective #2")])
+def test_mismatched_collectives_are_named_at_once_on_every_rank(kind, theirs):
+    """Always on (no DISTBP_COMM_DEBUG): rank 1 calls something else at collective #2; every rank
+    raises at once, naming rank 1's call and a call of one of the others."""
+    results = spawn(workers.mismatch, nprocs=3, args=(kind, False), timeout=20)
+    mine = ("broadcast(float32, count=10, root=0) as collective #2" if kind == "root" else
+            "allreduce(float32, count=10, op=sum, bucket 2 of 5) as collective #2")
+    for r in results:
+        assert r["error"] and r["error"].count("mismatched collectives") == 1, r
+        assert theirs in r["error"] and mine in r["error"] and "rank 1 called" in r["error"], r
+        assert r["seconds"] < 5, r      # at once, not at the 20 s timeout
 
 
 class _either:
@@ -113,7 +179,7 @@ def _interactive_sigint():
 def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
     """SIGINT to the launcher ends every worker (even one sleeping outside a collective)."""
     code = ("import sys; from distbp.comm import spawn; from tests.comm import workers\n"
-            f"spawn(workers.sleep_in_allreduce, args=({str(tmp_path / 'pid')!r},), nprocs=3, timeout=60)")
+            f"spawn(workers.sleep_in_allreduce, nprocs=3, args=({str(tmp_path / 'pid')!r},), timeout=60)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": root}, preexec_fn=_interactive_sigint)
@@ -142,7 +208,7 @@ def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
 
 @pytest.mark.parametrize("size", [2, 3])
 def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
-    from distbp.comm import local
+    from distbp.comm import shm as local
     crowded = local.oversubscribed(size)
     expect = (local.SPIN_POLLS_OVERSUBSCRIBED, 0.0) if crowded else (local.SPIN_POLLS, local.SPIN_MS / 1e3)
     assert spawn(workers.waiting_policy, nprocs=size) == [expect] * size
@@ -150,12 +216,12 @@ def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
     assert spawn(workers.waiting_policy, nprocs=size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
 
 
-@pytest.mark.skipif(distbp.comm.local.oversubscribed(2), reason="2 ranks need 2 cores to spin")
+@pytest.mark.skipif(distbp.comm.shm.oversubscribed(2), reason="2 ranks need 2 cores to spin")
 def test_a_waiting_rank_spins_instead_of_sleeping():
     """Rank 1 waits ~3 ms for rank 0, 20 times: by default it busy-waits (voluntary context
     switches: none, give or take a stray one); with DISTBP_COMM_SPIN_MS=0 it sleeps on its bell."""
-    spun = spawn(workers.sleeps_while_waiting, args=(0.003, 20), nprocs=2)[1]
-    slept = spawn(workers.sleeps_while_waiting, args=(0.003, 20), nprocs=2, env={"DISTBP_COMM_SPIN_MS": "0"})[1]
+    spun = spawn(workers.sleeps_while_waiting, nprocs=2, args=(0.003, 20))[1]
+    slept = spawn(workers.sleeps_while_waiting, nprocs=2, args=(0.003, 20), env={"DISTBP_COMM_SPIN_MS": "0"})[1]
     assert spun <= 3 and slept >= 15, (spun, slept)
 
 
@@ -204,7 +270,7 @@ def test_symmetric_memory_mismatch_is_named_not_a_hang(kind, needle):
     """Ranks that pass different views of symmetric memory (or a private array where the others
     pass a symmetric one) would read the wrong bytes of each other: rank 0 names rank 1 at once."""
     with _either() as outcome:
-        outcome.value = spawn(workers.symmetric_mismatch, args=(kind,), nprocs=2, timeout=10)
+        outcome.value = spawn(workers.symmetric_mismatch, nprocs=2, args=(kind,), timeout=10)
     if outcome.value:
         first = outcome.value[0]
         assert first["rank"] == 1 and first["seconds"] < 5, first
@@ -217,7 +283,7 @@ def test_symmetric_memory_mismatch_is_named_not_a_hang(kind, needle):
 def test_dead_peer_named_in_a_symmetric_allreduce():
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_symmetric_allreduce, args=(2,), nprocs=3, timeout=10)
+        spawn(workers.die_in_symmetric_allreduce, nprocs=3, args=(2,), timeout=10)
     assert time.monotonic() - t0 < 10 and info.value.rank == 2, str(info.value)
     assert "exited with code 3" in str(info.value) and "allreduce" in str(info.value).splitlines()[0]
 

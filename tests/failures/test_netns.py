@@ -91,3 +91,19 @@ def test_cut_link_ends_naming_the_unreachable_rank(runs, work, hosts):
     # the job: either rank 0 names rank 1, or rank 1 (on the cut host) reports itself.
     assert re.search(r"waiting for rank 1 |rank 1 of 2 failed: CommError: .* timed out", err), \
         err[-3000:]
+
+
+def test_cut_link_is_named_by_the_heartbeat_long_before_the_timeout(runs, work, hosts):
+    """dist.timeout=60 s: the heartbeats (messages over the TCP link) stop arriving, and the rank
+    that misses them for 5 s names the other one and aborts the job."""
+    cfg = write_config(work, dist={"workers": 2, "timeout": 60.0})
+    run = start_multihost(runs, work, hosts, cfg, "cut_hb")
+    run.wait_for_step(10)
+    subprocess.run(["sh", SCRIPT, "cut", "1"], env=hosts, check=True)   # host 2: rank 1
+    t = time.monotonic()
+    rc, err = run.finish(60)
+    elapsed = time.monotonic() - t
+    assert rc is not None and rc != 0, f"job hung after the link was cut:\n{err[-2000:]}"
+    assert elapsed < 30, f"{elapsed:.1f}s after the cut: not the heartbeat but the timeout"
+    assert wait_gone(run) == {}
+    assert re.search(r"rank [01] stopped answering: no heartbeat for [5-9]\.\d s", err), err[-3000:]
