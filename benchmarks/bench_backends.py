@@ -62,7 +62,7 @@ def run_cli(args, out, backend):
 
 def run_ray_once(args, out, shards):
     from distbp.data import ensure_prepared
-    from distbp.ray.launch import run_ray
+    from distbp.train.ray_trainer import run_ray
     from distbp.train.config import dump_config, load_config
     cfg = load_config(args.config, sets(args) + ["dist.backend=ray", f"dist.ps_shards={shards}"])
     ensure_prepared(cfg["data"])

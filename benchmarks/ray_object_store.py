@@ -24,7 +24,8 @@ from ray._private.internal_api import memory_summary
 
 from distbp.data import ensure_prepared, open_split
 from distbp.models import build_model
-from distbp.ray.launch import SYSTEM_CONFIG, run_ray
+from distbp.ray.launch import SYSTEM_CONFIG
+from distbp.train.ray_trainer import run_ray
 from distbp.ray.server import store_bound
 from distbp.ray.shards import shard_ranges
 from distbp.train.config import dump_config, load_config

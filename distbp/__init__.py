@@ -29,4 +29,7 @@ def __getattr__(name):
     if name in ("nn", "optim"):
         import importlib
         return importlib.import_module(f"distbp.{name}")
+    if name in ("futures", "parallel"):
+        import importlib
+        return importlib.import_module(f"distbp.{name}")
     raise AttributeError(f"module 'distbp' has no attribute {name!r}")

@@ -25,6 +25,11 @@ Rules the engine enforces or relies on:
   * backward must not modify grad_output in place (it may be shared with other nodes).
   * `backward` is called at most once per node; afterwards the node is freed (its attributes are
     dropped) unless `backward(retain_graph=True)` was used.
+
+While backward runs, `current_graph_task()` says which nodes and hooked leaves it reaches, and
+`queue_callback(fn)` (torch's `Variable._execution_engine.queue_callback`) runs fn when the pass is
+over: the data-parallel reducer finishes its reduction there, so backward() returns with gradients
+reduced.
 """
 import threading
 
@@ -191,7 +196,57 @@ def _topo_order(root):
                     pending[id(p)] = pending.get(id(p), 0) + 1
             elif c not in expanded:
                 stack.append(c)
-    return order, pending
+    return order, pending, expanded
+
+
+class GraphTask:
+    """The backward() in progress on this thread: the graph nodes it reaches, the hooked leaves it
+    will deliver a gradient to, and the callbacks to run once the pass is over (FIFO; a callback
+    may queue more)."""
+    __slots__ = ("nodes", "leaves", "callbacks", "__weakref__")
+
+    def __init__(self, nodes, leaves):
+        self.nodes, self.leaves, self.callbacks = nodes, leaves, []
+
+    def reaches(self, node):
+        """Whether this backward goes through graph node `node` (a Function, i.e. a tensor's _ctx)."""
+        return node in self.nodes
+
+    def reaches_leaf(self, tensor):
+        """Whether this backward delivers a gradient to `tensor`, a leaf with a post-accumulate hook."""
+        return id(tensor) in self.leaves
+
+
+class _Tasks(threading.local):
+    stack = ()
+
+
+_tasks = _Tasks()
+
+
+def current_graph_task():
+    """The GraphTask of the backward() running on this thread, or None."""
+    return _tasks.stack[-1] if _tasks.stack else None
+
+
+def queue_callback(callback):
+    """Run callback() at the end of the backward() in progress (after every gradient is
+    accumulated and every hook has fired), before backward() returns. Only valid during backward."""
+    task = current_graph_task()
+    if task is None:
+        raise RuntimeError("queue_callback() can only be called while backward() runs (from a hook)")
+    task.callbacks.append(callback)
+
+
+def _run(task, body):
+    """Run the pass `body()` as `task`, then its queued callbacks (only if the pass succeeded)."""
+    _tasks.stack = _tasks.stack + (task,)
+    try:
+        body()
+        while task.callbacks:
+            task.callbacks.pop(0)()
+    finally:
+        _tasks.stack = _tasks.stack[:-1]
 
 
 def _accumulate_leaf(t, g, fresh):
@@ -216,11 +271,17 @@ def backward(root, grad, retain_graph=False):
         raise RuntimeError(f"backward: grad of shape {grad.shape} given for a tensor of shape "
                            f"{root.data.shape}")
     if root._ctx is None:  # backward on a leaf
-        _accumulate_leaf(root, grad, False)
-        if root._hooks and root._hooks.get("post_acc"):
-            _fire_hooks(root)
-        return
-    order, pending = _topo_order(root._ctx)
+        def leaf():
+            _accumulate_leaf(root, grad, False)
+            if root._hooks and root._hooks.get("post_acc"):
+                _fire_hooks(root)
+        return _run(GraphTask(set(), {id(root): 1}), leaf)
+    order, pending, nodes = _topo_order(root._ctx)
+    _run(GraphTask(nodes, pending), lambda: _backward_pass(root, grad, order, pending,
+                                                                  retain_graph))
+
+
+def _backward_pass(root, grad, order, pending, retain_graph):
     grads = {root._ctx: grad}
     for node in reversed(order):
         g = grads.pop(node, None)

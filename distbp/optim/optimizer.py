@@ -6,13 +6,63 @@ applied in place to `p.data`, so views of it (flat buckets, shared weights) stay
 `state_dict()` refers to parameters by their position across all groups, like torch, and holds only
 plain dicts, lists, numbers and numpy arrays, so it can be saved without pickle (npz + JSON).
 `load_state_dict` accepts the positions as ints or as strings (what a JSON round trip gives back).
+
+Step pre-hooks, as in torch: `register_optimizer_step_pre_hook(hook)` (every optimizer) and
+`optimizer.register_step_pre_hook(hook)` call hook(optimizer, args, kwargs) before each `step()`
+of any subclass; DistributedDataParallel uses one to refuse a step on gradients it has not reduced.
 """
 import copy
+import functools
 
 import numpy as np
 
 
+_global_step_pre_hooks = {}
+
+
+class _Handle:
+    _next = 0
+
+    def __init__(self, table, hook):
+        _Handle._next += 1
+        self._table, self._key = table, _Handle._next
+        table[self._key] = hook
+
+    def remove(self):
+        self._table.pop(self._key, None)
+
+
+def register_optimizer_step_pre_hook(hook):
+    """hook(optimizer, args, kwargs) runs before every optimizer's step(); returns a handle with
+    .remove(). A hook stops the step by raising."""
+    return _Handle(_global_step_pre_hooks, hook)
+
+
+def _with_pre_hooks(step):
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        for hook in list(_global_step_pre_hooks.values()):
+            hook(self, args, kwargs)
+        for hook in list(getattr(self, "_step_pre_hooks", {}).values()):
+            hook(self, args, kwargs)
+        return step(self, *args, **kwargs)
+    wrapper._pre_hooked = True
+    return wrapper
+
+
 class Optimizer:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_pre_hooked", False):
+            cls.step = _with_pre_hooks(step)
+
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) runs before this optimizer's step(); returns a handle."""
+        if "_step_pre_hooks" not in self.__dict__:
+            self._step_pre_hooks = {}
+        return _Handle(self._step_pre_hooks, hook)
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}  # parameter -> dict of numpy arrays / numbers

@@ -84,7 +84,12 @@ def connect(address=None, workers=1):
     return True
 
 
-def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
+def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False, entry=None):
+    """Run `entry(cfg, out, comm, servers, resume, trace, quiet)` in every worker actor (the
+    training side's distbp.train.ray_trainer.fit_worker: this package does not import it)."""
+    if entry is None:
+        raise ValueError("run_ray needs entry=, the function each worker runs "
+                         "(distbp.train.ray_trainer.run_ray passes fit_worker)")
     check_config(cfg)
     ray = _import_ray()
     started = connect(address, cfg["dist"]["workers"])
@@ -96,7 +101,7 @@ def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
         failures = 0
         while True:
             try:
-                summary = Attempt(cfg, out).run(resume, trace, quiet)
+                summary = Attempt(cfg, out).run(entry, resume, trace, quiet)
                 summary["restarts"] = failures
                 return summary
             except WorkerDied as e:
@@ -140,9 +145,9 @@ class Attempt:
                         .remote(r, d["workers"], self.rendezvous, os.getcwd())
                         for r in range(d["workers"])]
 
-    def run(self, resume, trace, quiet=False):
+    def run(self, entry, resume, trace, quiet=False):
         ray = _import_ray()
-        futures = {w.fit.remote(self.cfg, self.out, self.servers, resume, trace, quiet): r
+        futures = {w.fit.remote(entry, self.cfg, self.out, self.servers, resume, trace, quiet): r
                    for r, w in enumerate(self.workers)}
         results = {}
         try:

@@ -4,9 +4,10 @@ Synchronous mode (dist.max_staleness=0, the default). For each step every worker
 gradient slice for this shard. When the last one has arrived the server sums them in rank order
 (the loss is already normalised by the global batch, so a plain sum is the global gradient) and
 sends the slice's squared norm to the other servers. Once it knows every shard's norm it makes the
-decision the local trainer makes on the global norm (skip a non-finite step, clip to
-train.clip_grad_norm), applies the optimizer and scheduler step, and answers each worker with the
-global norm and the new parameters: one round trip per step for the workers, whatever K.
+decision the local trainer makes on the global norm (distbp.parallel.update.decide: skip a
+non-finite step, clip to train.clip_grad_norm), applies the optimizer and scheduler step, and
+answers each worker with the global norm and the new parameters: one round trip per step for the
+workers, whatever K.
 
 Object-store use. A shard's parameters larger than Ray's inline limit (`inline_bytes`, see
 launch.SYSTEM_CONFIG) are put in the object store once per step and every worker is answered
@@ -20,13 +21,13 @@ worker that finished step s waits only until the slowest worker has finished ste
 The result depends on arrival order: it is not deterministic.
 """
 import asyncio
-import math
 
 import numpy as np
 
-from distbp.nn.utils import clip_coefficient
-from distbp.train.allocator import keep_heap
-from distbp.train.optim import build_optimizer, build_scheduler
+from distbp.optim.from_config import build_optimizer, build_scheduler
+from distbp.parallel.flat import Piece
+from distbp.parallel.update import decide, squares
+from distbp.runtime import keep_heap
 
 
 def store_bound(shard_bytes, world, inline_bytes):
@@ -39,22 +40,6 @@ def store_bound(shard_bytes, world, inline_bytes):
     once, not batched), so the previous step's may still be there: two steps' worth at most."""
     stored = [b for b in shard_bytes if b > inline_bytes]
     return 2 * (world + 1) * len(stored), 2 * (world + 1) * sum(stored)
-
-
-class _Piece:
-    """What an optimizer needs of a parameter: a flat view into the shard, and its gradient."""
-    __slots__ = ("data", "grad")
-
-    def __init__(self, data):
-        self.data, self.grad = data, None
-
-
-class _PieceSet:
-    def __init__(self, ps):
-        self._ps = ps
-
-    def parameters(self):
-        return iter(self._ps)
 
 
 class _Round:
@@ -76,7 +61,9 @@ class ParameterServer:
             keep_heap()     # like the workers: each step's sums and updates reuse the same memory
         self.inline_bytes = inline_bytes    # Ray's max_direct_call_object_size (its default here)
         self.max_staleness = cfg["dist"]["max_staleness"]
-        self.clip = cfg["train"]["clip_grad_norm"]
+        # the workers' policy (update.decide), but a non-finite step is skipped here and the
+        # workers, deciding alike on the same norm, stop or log
+        self.policy = dict(cfg["train"], nonfinite="skip")
         self.flat = None
         self.rounds = {}
         self.clocks = [0] * world      # async: steps pushed per worker
@@ -94,10 +81,10 @@ class ParameterServer:
         self.pieces = [tuple(p) for p in shard_pieces]
         self.flat = np.array(flat, copy=True)           # writeable; the pieces are views of it
         offsets = np.cumsum([0] + [b - a for _, a, b in self.pieces])
-        self.params = [_Piece(self.flat[offsets[j]:offsets[j + 1]])
+        self.params = [Piece(self.flat[offsets[j]:offsets[j + 1]])
                        for j in range(len(self.pieces))]
         self.offsets = offsets
-        self.optimizer = build_optimizer(self.cfg["optim"], _PieceSet(self.params))
+        self.optimizer = build_optimizer(self.cfg["optim"], self.params)
         self.scheduler = build_scheduler(self.cfg["optim"], self.optimizer, total_steps)
         if groups is not None:
             # rank 0's single group, pointed at this shard's pieces
@@ -132,7 +119,7 @@ class ParameterServer:
             await self.norm(step, self.index, sq, bad)
             await r.all_norms.wait()
             sq, bad = self._global(r.norms)
-            scale = self._decide(sq, bad)
+            _, scale = decide(step, sq, bad, self.policy)
             if scale is not None:
                 if scale < 1.0:
                     total *= scale
@@ -182,29 +169,15 @@ class ParameterServer:
         bad = min((b for _, b in norms.values() if b is not None), default=None)
         return sq, bad
 
-    def _decide(self, sq, bad):
-        """The local trainer's decision on the global norm (the workers repeat it for their logs)."""
-        if bad is not None:
-            return None
-        if not self.clip:
-            return 1.0
-        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
-        return clip_coefficient(norm, self.clip)
-
     def _step(self, grad):
         for j, p in enumerate(self.params):
             p.grad = grad[self.offsets[j]:self.offsets[j + 1]]
         self.optimizer.step()
 
     def _norm(self, grad):
-        sq, bad = 0.0, None
-        for j, (i, _, _) in enumerate(self.pieces):
-            g = grad[self.offsets[j]:self.offsets[j + 1]]
-            s = float(np.vdot(g, g))
-            if not math.isfinite(s) and bad is None:
-                bad = i
-            sq += s
-        return sq, bad
+        """(squared norm, index of the first parameter with a non-finite piece, or None)."""
+        return squares((i, grad[self.offsets[j]:self.offsets[j + 1]])
+                       for j, (i, _, _) in enumerate(self.pieces))
 
     # -- asynchronous mode -----------------------------------------------------------------------
     async def push_async(self, step, rank, grad):

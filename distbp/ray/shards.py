@@ -1,64 +1,6 @@
-"""How the parameters are split over the K parameter-server actors.
+"""How the parameters are split over the K parameter-server actors: the flat layout shared with the
+sharded optimizer, distbp/parallel/flat.py (one segment of all parameters in registration order;
+server k owns [N*k//K, N*(k+1)//K))."""
+from distbp.parallel.flat import join_state, pieces, shard_ranges, split_state
 
-All parameters, in registration order, form one flat vector of N numbers. Server k owns the
-contiguous range [N*k//K, N*(k+1)//K), so the shards are balanced by size and a large tensor may be
-split between two servers. Inside a shard the range is cut at parameter boundaries into *pieces*
-(param index, start, stop) in that parameter's flat numbering; the server runs the optimizer on
-each piece as if it were a parameter. Every distbp optimizer is elementwise, so a piece updated on
-its own gives the same numbers as the whole parameter updated by the local trainer.
-
-Optimizer state moves between the per-parameter form (Optimizer.state_dict, what checkpoints hold)
-and the per-piece form (what the servers hold) with `split_state` / `join_state`.
-"""
-import numpy as np
-
-
-def shard_ranges(sizes, k):
-    """[(lo, hi)] of the flat vector for each of k servers. Raises if a server would get nothing."""
-    n = int(sum(sizes))
-    if k > n:
-        raise ValueError(f"dist.ps_shards={k} is more than the model's {n} parameters")
-    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
-
-
-def pieces(sizes, lo, hi):
-    """The (param index, start, stop) pieces of the flat range [lo, hi)."""
-    out, offset = [], 0
-    for i, size in enumerate(sizes):
-        a, b = max(lo, offset), min(hi, offset + size)
-        if a < b:
-            out.append((i, a - offset, b - offset))
-        offset += size
-    return out
-
-
-def split_state(state, shard_pieces):
-    """Per-parameter optimizer state {index: {name: array|number}} -> one dict per piece."""
-    out = []
-    for i, a, b in shard_pieces:
-        s = state.get(i, state.get(str(i), {}))
-        out.append({name: (np.ascontiguousarray(v.reshape(-1)[a:b]) if isinstance(v, np.ndarray)
-                           else v) for name, v in s.items()})
-    return out
-
-
-def join_state(shapes, all_pieces, all_states):
-    """Inverse of split_state over every shard: lists of pieces and their states, in shard order,
-    -> per-parameter state {index: {name: array|number}} with the parameters' shapes."""
-    parts = {}
-    for shard_pieces, states in zip(all_pieces, all_states):
-        for (i, a, b), s in zip(shard_pieces, states):
-            parts.setdefault(i, []).append((a, s))
-    state = {}
-    for i, chunks in parts.items():
-        chunks.sort(key=lambda c: c[0])
-        if not chunks[0][1]:
-            continue                                   # no state yet (before the first step)
-        joined = {}
-        for name, v in chunks[0][1].items():
-            if isinstance(v, np.ndarray):
-                joined[name] = np.concatenate([s[name] for _, s in chunks]).reshape(shapes[i])
-            else:
-                joined[name] = v
-        state[i] = joined
-    return state
+__all__ = ["join_state", "pieces", "shard_ranges", "split_state"]

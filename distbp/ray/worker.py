@@ -1,42 +1,36 @@
-"""A Ray worker: the ordinary Trainer, with the gradient reduction replaced by the parameter servers.
+"""A Ray worker: the Worker actor, and the parameter-server way of turning gradients into an update.
 
-Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. What changes:
-  * the DDP reducer's hooks are removed: gradients are not all-reduced between workers;
-  * apply_update pushes the flat gradient, one slice per server shard (one numpy buffer each:
-    inline in the call up to Ray's inline limit, else through the object store), and copies back
-    the servers' new parameters (a large shard is one stored object shared by all workers);
-  * rank 0's checkpoints take the optimizer state from the servers, in the per-parameter layout
-    the other backends write, so a run can be resumed with any backend;
-  * on --resume only rank 0 reads the run directory; the others get the position from it, and
-    the parameters by the DDP broadcast (the nodes of a cluster need not share a disk).
+`ParameterServerSync` is the update strategy (distbp/parallel/update.py) of `--backend ray`:
+  * grad_sq_sum() pushes the flat gradient, one slice per server shard (one numpy buffer each:
+    inline in the call up to Ray's inline limit, else through the object store), and returns the
+    global squared norm the servers computed (each shard's own, summed, in async mode);
+  * apply(scale) copies back the servers' new parameters (a large shard is one stored object
+    shared by all workers), whether or not the step was skipped: the servers decided alike.
+  * optimizer_state() joins the servers' per-piece state into the per-parameter layout the other
+    backends write, so a run can be resumed with any backend.
+
+The Worker actor runs `entry(cfg, out_dir, comm, servers, resume, trace, quiet)` (the training
+side passes distbp.train.ray_trainer.fit_worker), so nothing here imports distbp.train.
 """
 import fcntl
-import json
-import math
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-import distbp
 from distbp.data import ensure_prepared
 from distbp.logs import cli_logging
-from distbp.nn.utils import clip_coefficient
-from distbp.parallel.ddp import broadcast_state
+from distbp.parallel.flat import join_state, pieces, shard_ranges, split_state
 from distbp.ray.comm import RayCommunicator
-from distbp.ray.shards import join_state, pieces, shard_ranges, split_state
-from distbp.train.trainer import NonFiniteGradient, Trainer
 
 
-class RayTrainer(Trainer):
-    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=None,
-                 quiet=False):
-        self.servers = servers
-        super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log, quiet=quiet)
-        self.ddp.reducer.remove_hooks()
-        self.asynchronous = cfg["dist"]["max_staleness"] > 0
-        self.params = list(self.model.parameters())
+class ParameterServerSync:
+    def __init__(self, named_params, servers, rank, asynchronous, tracer=None):
+        self.names = [n for n, _ in named_params]
+        self.params = [p for _, p in named_params]
+        self.servers, self.rank, self.asynchronous = servers, rank, asynchronous
+        self.tracer = tracer
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
             raise ValueError(f"--backend ray needs one parameter dtype, the model has {dtypes}")
@@ -45,50 +39,63 @@ class RayTrainer(Trainer):
         self.flat = np.zeros(int(self.offsets[-1]), dtypes.pop())
         self.ranges = shard_ranges(self.sizes, len(servers))
         self.shard_pieces = [pieces(self.sizes, lo, hi) for lo, hi in self.ranges]
-        if self.is_main:
-            self._load_servers()
-        comm.barrier()
+        self.stats = {"comm_seconds": 0.0, "exposed_seconds": 0.0}
+        self._answers = None
 
-    def _load_servers(self):
+    def load_servers(self, optimizer_state, scheduler_state, total_steps):
+        """Rank 0: hand every server its shard of the parameters and of the optimizer state."""
         import ray
         self._gather_params()
-        sd = self.optimizer.state_dict()
+        sd = optimizer_state
         if len(sd["param_groups"]) != 1:
             raise ValueError("--backend ray supports one optimizer parameter group, got "
                              f"{len(sd['param_groups'])}")
-        sched = self.scheduler.state_dict()
         ray.get([s.load.remote(pcs, self.flat[lo:hi], split_state(sd["state"], pcs),
-                               sd["param_groups"], sched, self.steps)
+                               sd["param_groups"], scheduler_state, total_steps)
                  for s, pcs, (lo, hi) in zip(self.servers, self.shard_pieces, self.ranges)])
 
-    def _resume(self):
-        info = None
-        if self.is_main:
-            super()._resume()
-            info = {"step": self.start_step, "skipped": self.skipped_steps,
-                    "scheduler": self.scheduler.state_dict(),
-                    "rng": distbp.random.default_generator().bit_generator.state}
-        info = self.comm.broadcast_object(info)
-        broadcast_state(self.model, self.comm)         # rank 0's resumed parameters, to everyone
-        if not self.is_main:
-            self.start_step, self.skipped_steps = info["step"], info["skipped"]
-            self.scheduler.load_state_dict(info["scheduler"])
-            distbp.random.default_generator().bit_generator.state = info["rng"]
+    def optimizer_state(self):
+        """The servers' optimizer state in the per-parameter layout {index: {name: value}}."""
+        import ray
+        answers = ray.get([s.state.remote() for s in self.servers])
+        shapes = [p.data.shape for p in self.params]
+        return join_state(shapes, self.shard_pieces, [a[0] for a in answers])
 
     # -- the step: push gradients, pull parameters ----------------------------------------------
+    def grad_sq_sum(self, step):
+        import ray
+        self._t0 = time.perf_counter()
+        for p, o in zip(self.params, self.offsets):
+            self.flat[o:o + p.data.size] = 0 if p.grad is None else p.grad.reshape(-1)
+        g = self.flat
+        push = "push_async" if self.asynchronous else "push"
+        refs = [getattr(s, push).remote(step, self.rank, g[lo:hi])
+                for s, (lo, hi) in zip(self.servers, self.ranges)]
+        answers = ray.get(refs)
+        if self.asynchronous:                     # each shard's own norm
+            sq = sum(a[0] for a in answers)
+            bad = min((a[1] for a in answers if a[1] is not None), default=None)
+        else:                                     # every shard answers with the global norm
+            sq, bad = answers[0][0], answers[0][1]
+        self._answers = [a[2] for a in answers]
+        return sq, None if bad is None else self.names[bad]
+
+    def apply(self, scale):
+        """Take the servers' parameters (they applied the same decision)."""
+        shards, self._answers = self._answers, None
+        self._pull(shards)
+        t1 = time.perf_counter()
+        self.stats["comm_seconds"] += t1 - self._t0
+        self.stats["exposed_seconds"] += t1 - self._t0
+        if self.tracer:
+            self.tracer.complete("push gradients / pull parameters", self._t0, t1, cat="comm")
+
+    def gather_gradients(self):
+        pass
+
     def _gather_params(self):
         for p, o in zip(self.params, self.offsets):
             self.flat[o:o + p.data.size] = p.data.reshape(-1)
-
-    def _gather_grads(self):
-        for p, o in zip(self.params, self.offsets):
-            self.flat[o:o + p.data.size] = 0 if p.grad is None else p.grad.reshape(-1)
-
-    def _scatter_params(self, shards):
-        for (lo, hi), values in zip(self.ranges, shards):
-            self.flat[lo:hi] = values
-        for p, o in zip(self.params, self.offsets):
-            p.data[...] = self.flat[o:o + p.data.size].reshape(p.data.shape)
 
     def _pull(self, shards):
         """Copy the servers' new parameters in. A shard above Ray's inline limit comes as one
@@ -99,97 +106,26 @@ class RayTrainer(Trainer):
         if stored:
             for k, values in zip(stored, ray.get([shards[k] for k in stored])):
                 shards[k] = values
-        self._scatter_params(shards)
-
-    def apply_update(self, step):
-        import ray
-        t0 = time.perf_counter()
-        self._gather_grads()
-        g, servers = self.flat, self.servers
-        if self.asynchronous:
-            refs = [s.push_async.remote(step, self.rank, g[lo:hi])
-                    for s, (lo, hi) in zip(servers, self.ranges)]
-        else:
-            refs = [s.push.remote(step, self.rank, g[lo:hi])
-                    for s, (lo, hi) in zip(servers, self.ranges)]
-        answers = ray.get(refs)
-        if self.asynchronous:                     # each shard's own norm
-            sq = sum(a[0] for a in answers)
-            bad = min((a[1] for a in answers if a[1] is not None), default=None)
-        else:                                     # every shard answers with the global norm
-            sq, bad = answers[0][0], answers[0][1]
-        norm, scale = self._decide(step, sq, bad)
-        self._pull([a[2] for a in answers])
-        del answers, refs
-        if scale is not None:
-            self.scheduler.step()                 # the local copy only tracks the lr for logging
-        t1 = time.perf_counter()
-        stats = self.ddp.reducer.stats
-        stats["comm_seconds"] += t1 - t0
-        stats["exposed_seconds"] += t1 - t0
-        if self.tracer:
-            self.tracer.complete("push gradients / pull parameters", t0, t1, cat="comm")
-        return norm if scale is not None else float("nan")
-
-    def _decide(self, step, sq, bad):
-        """The local trainer's checks on the global gradient: -> (norm, scale or None to skip)."""
-        t = self.cfg["train"]
-        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
-        if t["warn_grad_norm"] and norm > t["warn_grad_norm"] and math.isfinite(norm):
-            self.log(f"warning: step {step}: global gradient norm {norm:.3g} exceeds "
-                     f"train.warn_grad_norm={t['warn_grad_norm']:g} (exploding gradients?)")
-        if bad is not None:
-            name = self._names()[bad]
-            if t["nonfinite"] == "stop":
-                raise NonFiniteGradient(f"step {step}: gradient of {name!r} is not finite "
-                                        "(train.nonfinite=stop); lower optim.lr or set "
-                                        "train.clip_grad_norm")
-            self.skipped_steps += 1
-            self.log(f"warning: step {step}: non-finite gradient in {name!r}; step skipped "
-                     f"({self.skipped_steps} so far)")
-            return norm, None
-        if t["clip_grad_norm"]:
-            return norm, clip_coefficient(norm, t["clip_grad_norm"])
-        return norm, 1.0
-
-    def _names(self):
-        return [n for n, _ in self.model.named_parameters()]
-
-    # -- checkpoints and summary ------------------------------------------------------------------
-    def save_checkpoint(self, step):
-        if self.is_main:
-            import ray
-            answers = ray.get([s.state.remote() for s in self.servers])
-            shapes = [p.data.shape for p in self.params]
-            state = join_state(shapes, self.shard_pieces, [a[0] for a in answers])
-            groups = self.optimizer.state_dict()["param_groups"]
-            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
-        super().save_checkpoint(step)
-
-    def _summary(self, step, final_loss, last_eval, samples, train_time):
-        summary = super()._summary(step, final_loss, last_eval, samples, train_time)
-        summary.update(ps_shards=len(self.servers),
-                       mode="async" if self.asynchronous else "sync")
-        if self.is_main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
-        return summary
+        for (lo, hi), values in zip(self.ranges, shards):
+            self.flat[lo:hi] = values
+        del shards
+        for p, o in zip(self.params, self.offsets):
+            p.data[...] = self.flat[o:o + p.data.size].reshape(p.data.shape)
 
 
 class Worker:
-    """The Ray actor around one RayTrainer. Rank 0 runs on the driver's node and writes the run."""
+    """The Ray actor around one training worker. Rank 0 runs on the driver's node and writes the run."""
 
     def __init__(self, rank, world, rendezvous, cwd):
         self.rank, self.world, self.rendezvous = rank, world, rendezvous
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)               # relative data and run paths mean what they meant to the user
 
-    def fit(self, cfg, out_dir, servers, resume, trace, quiet=False):
+    def fit(self, entry, cfg, out_dir, servers, resume, trace, quiet=False):
         _ensure_data(cfg["data"])
         comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
         with cli_logging(self.rank):    # log records as the command's lines, forwarded by Ray
-            trainer = RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace,
-                                 quiet=quiet)
-            return trainer.fit()
+            return entry(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet)
 
 
 def _ensure_data(data_cfg):

@@ -114,7 +114,7 @@ def main(argv):
     preflight(cfg)
     _start_run_dir(out, cfg, args)
     if backend == "ray":
-        from distbp.ray.launch import run_ray
+        from distbp.train.ray_trainer import run_ray
         summary = run_ray(cfg, out, resume=args.resume, address=args.address, trace=args.trace,
                           quiet=args.quiet)
     elif backend == "single" or cfg["dist"]["workers"] == 1 and backend == "local":

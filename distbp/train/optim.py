@@ -1,28 +1,5 @@
-"""Optimizer and learning-rate schedule from the config's `optim` section."""
-from distbp import optim
+"""Optimizer and learning-rate schedule from the config's `optim` section: distbp/optim/from_config.py
+(the Ray parameter servers build theirs with it too)."""
+from distbp.optim.from_config import build_optimizer, build_scheduler, optimizer_class
 
-
-def build_optimizer(o, model):
-    """`model`: a Module (anything with .parameters()) or a list of parameters."""
-    params = list(model.parameters()) if hasattr(model, "parameters") else list(model)
-    if o["name"] == "sgd":
-        return optim.SGD(params, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
-                         weight_decay=o["weight_decay"])
-    cls = optim.AdamW if o["name"] == "adamw" else optim.Adam
-    return cls(params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
-
-
-def build_scheduler(o, optimizer, total_steps):
-    """constant | cosine | step, each after `warmup_steps` of linear warm-up."""
-    warmup = min(o["warmup_steps"], total_steps)
-    if o["schedule"] == "cosine":
-        return optim.lr_scheduler.WarmupCosine(optimizer, warmup, total_steps, o["min_lr"])
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        if o["schedule"] == "step":
-            return o["gamma"] ** (step // o["step_size"])
-        return 1.0
-
-    return optim.lr_scheduler.LambdaLR(optimizer, factor)
+__all__ = ["build_optimizer", "build_scheduler", "optimizer_class"]

@@ -8,7 +8,6 @@ every rank, whatever the number of workers (world-size invariance).
 """
 import io
 import json
-import math
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,18 +15,16 @@ from pathlib import Path
 import numpy as np
 
 import distbp
-from distbp import nn
+from distbp import runtime
 from distbp.nn import functional as F
-from distbp.comm import usable_cpus
 from distbp.data import DistributedLoader, build_augment, open_split
-from distbp.errors import TrainingStopped
 from distbp.models import LANGUAGE_MODELS, build_model
 from distbp.parallel.ddp import DistributedDataParallel
+from distbp.parallel.update import AllReduce, NonFiniteGradient, Sharded, decide  # noqa: F401
 from distbp.parallel.zero import ZeroRedundancyOptimizer
 from distbp.train import checkpoint as ckpt
-from distbp.train.allocator import keep_heap
 from distbp.train import metrics as M
-from distbp.train.optim import build_optimizer, build_scheduler
+from distbp.train.optim import build_optimizer, build_scheduler, optimizer_class
 from distbp.train.progress import Progress
 from distbp.train.trace import Tracer
 from distbp.logs import get_logger, line_logger                      # daily: logging, records, export
@@ -40,19 +37,9 @@ EVAL_BATCH = 256
 WARMUP_STEPS = 5  # steps left out of samples_per_second (first row-group reads, first allocations)
 
 
-class NonFiniteGradient(TrainingStopped):
-    pass
-
-
 def limit_threads(cfg, world_size):
     """All workers together use the machine's cores, not more."""
-    n = cfg["train"]["threads"] or max(1, usable_cpus() // world_size)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n)
-    except ImportError:
-        pass
-    return n
+    return runtime.limit_threads(cfg["train"]["threads"], world_size)
 
 
 class Trainer:
@@ -67,7 +54,7 @@ class Trainer:
         self.dtype = np.dtype(t["dtype"])
         self.threads = limit_threads(cfg, self.world)
         if t["keep_heap"]:
-            keep_heap()
+            runtime.keep_heap()
         self.lm = cfg["model"]["name"] in LANGUAGE_MODELS
 
         # data: each rank opens the Parquet footers and later reads only its own row groups
@@ -88,14 +75,16 @@ class Trainer:
         if trace:
             comm.barrier()
         self.tracer = Tracer(self.rank) if trace else None
-        self.ddp = DistributedDataParallel(self.model, comm, d["bucket_mb"], self.tracer,
-                                           shard_optimizer=self.sharded)
+        # the loss is normalised by the global batch: a plain sum of the gradients
+        self.ddp = DistributedDataParallel(self.model, comm=comm, bucket_cap_mb=d["bucket_mb"],
+                                           tracer=self.tracer, grad_reduction="sum")
         if self.sharded:
-            self.optimizer = ZeroRedundancyOptimizer(
-                self.ddp.reducer, lambda shards: build_optimizer(cfg["optim"], shards),
-                list(self.model.parameters()))
+            cls, kwargs = optimizer_class(cfg["optim"])
+            self.optimizer = ZeroRedundancyOptimizer(self.model.parameters(), cls, **kwargs)
+            self.sync = Sharded(self.ddp, self.optimizer)
         else:
             self.optimizer = build_optimizer(cfg["optim"], self.model)
+            self.sync = AllReduce(self.ddp, self.optimizer)
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
         self.start_step = 0
         self.skipped_steps = 0
@@ -157,71 +146,22 @@ class Trainer:
                     tr.complete("forward", t0, t1)
                     tr.complete("backward", t1, t2)
             loss_total += float(loss.item())
-        self.ddp.finish_gradient_sync()
         return loss_total
 
     def apply_update(self, step):
-        """Check, clip and apply the reduced gradients. Returns the global gradient norm (nan when
-        the step was skipped)."""
+        """Check, clip and apply the reduced gradients (distbp/parallel/update.py). Returns the
+        global gradient norm (nan when the step was skipped)."""
         t0 = time.perf_counter()
-        grad_norm = self._check_gradients(step)
-        if grad_norm is None:
+        sq, first_bad = self.sync.grad_sq_sum(step)
+        norm, scale = decide(step, sq, first_bad, self.cfg["train"], self.log, self.skipped_steps)
+        self.sync.apply(scale)
+        if scale is None:
+            self.skipped_steps += 1
             return float("nan")
-        clip = self.cfg["train"]["clip_grad_norm"]
-        if clip and self.sharded:   # torch's coefficient, from the global norm of the shards
-            coef = nn.utils.clip_coefficient(grad_norm, clip)
-            if coef < 1.0:
-                for g in self.optimizer.shard_grads():
-                    g *= coef
-        elif clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        self.optimizer.step()
         self.scheduler.step()
         if self.tracer:
             self.tracer.complete("optimizer step", t0, time.perf_counter())
-        return grad_norm
-
-    def _check_gradients(self, step):
-        """Global gradient norm after the reduction (identical on every rank), or None if the step
-        must be skipped because a gradient is not finite."""
-        sq, first_bad = self._grad_sq_sum()
-        norm = math.sqrt(sq) if math.isfinite(sq) else float("inf")
-        warn = self.cfg["train"]["warn_grad_norm"]
-        if warn and norm > warn and math.isfinite(norm):
-            self.log(f"warning: step {step}: global gradient norm {norm:.3g} exceeds "
-                     f"train.warn_grad_norm={warn:g} (exploding gradients?)")
-        if first_bad is None:
-            return norm
-        if self.cfg["train"]["nonfinite"] == "stop":
-            raise NonFiniteGradient(f"step {step}: gradient of {first_bad!r} is not finite "
-                                    "(train.nonfinite=stop); lower optim.lr or set "
-                                    "train.clip_grad_norm")
-        self.skipped_steps += 1
-        self.log(f"warning: step {step}: non-finite gradient in {first_bad!r}; step skipped "
-                 f"({self.skipped_steps} so far)")
-        return None
-
-    def _grad_sq_sum(self):
-        """(sum of squared gradient entries, name of the first parameter with a non-finite one)."""
-        if self.sharded:    # each rank has its shard: one small all-reduce (the same bits everywhere)
-            sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads() if g.size)
-            sq = float(self.comm.allreduce(np.array([sq]))[0])
-            if math.isfinite(sq):
-                return sq, None
-            bad = self.optimizer.first_nonfinite()                 # rare: find it, on every rank
-            rows = self.comm.allgather(np.array([-1 if bad is None else bad]))[:, 0]
-            bads = [int(b) for b in rows if b >= 0]
-            names = [n for n, _ in self.model.named_parameters()]
-            return sq, names[min(bads)] if bads else None
-        sq, first_bad = 0.0, None
-        for name, p in self.model.named_parameters():
-            if p.grad is None:
-                continue
-            s = float(np.vdot(p.grad, p.grad)) if p.grad.size else 0.0
-            if not math.isfinite(s) and first_bad is None:
-                first_bad = name
-            sq += s
-        return sq, first_bad
+        return norm
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self):
@@ -242,7 +182,7 @@ class Trainer:
             before = self._snapshot() if log_layers else None      # rank 0 only
             loss, grad_norm = self.train_step(step, batch)
             if log_layers:
-                self.ddp.reducer.gather_gradients()     # per-layer stats need whole gradients
+                self.sync.gather_gradients()     # per-layer stats need whole gradients
             step += 1
             short_run = self.steps - self.start_step <= 2 * WARMUP_STEPS
             if step - self.start_step > WARMUP_STEPS or short_run:
@@ -372,8 +312,8 @@ class Trainer:
                    "backend": self.cfg["dist"]["backend"],
                    "samples_per_second": samples / train_time if train_time else 0.0,
                    "skipped_steps": self.skipped_steps, "threads_per_worker": self.threads,
-                   "comm_seconds": self.ddp.reducer.stats["comm_seconds"],
-                   "exposed_comm_seconds": self.ddp.reducer.stats["exposed_seconds"]}
+                   "comm_seconds": self.sync.stats["comm_seconds"],
+                   "exposed_comm_seconds": self.sync.stats["exposed_seconds"]}
         for k, v in last_eval.items():
             if k not in ("kind", "step"):
                 summary["test_" + k if k != "loss" else "test_loss"] = v

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from distbp.ray.launch import SYSTEM_CONFIG, run_ray
+from distbp.ray.launch import SYSTEM_CONFIG
+from distbp.train.ray_trainer import run_ray
 from distbp.ray.server import store_bound
 from distbp.ray.shards import shard_ranges
 from tests.ray.helpers import config, max_diff, params, run_dir, run_local

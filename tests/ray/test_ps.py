@@ -9,7 +9,7 @@ import time
 import pytest
 
 from distbp.errors import UsageError
-from distbp.ray.launch import run_ray
+from distbp.train.ray_trainer import run_ray
 from tests.ray.helpers import config, max_diff, params, run_dir, run_local
 
 pytestmark = pytest.mark.timeout(240)

@@ -1,0 +1,72 @@
+"""`distbp train --backend ray`: the ordinary Trainer with the parameter servers as its update.
+
+Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. What changes:
+  * the update strategy is distbp.ray.worker.ParameterServerSync (push gradients, pull
+    parameters) instead of the DDP's all-reduce, whose hooks are removed;
+  * rank 0's checkpoints take the optimizer state from the servers, in the per-parameter layout
+    the other backends write, so a run can be resumed with any backend;
+  * on --resume only rank 0 reads the run directory; the others get the position from it, and
+    the parameters by the DDP broadcast (the nodes of a cluster need not share a disk).
+"""
+import json
+
+import distbp
+from distbp.parallel.ddp import broadcast_state
+from distbp.ray import launch
+from distbp.ray.worker import ParameterServerSync
+from distbp.train.trainer import Trainer
+
+
+class RayTrainer(Trainer):
+    def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=print,
+                 quiet=False):
+        self.servers = servers
+        super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log, quiet=quiet)
+        self.ddp.reducer.remove_hooks()
+        self.asynchronous = cfg["dist"]["max_staleness"] > 0
+        self.sync = ParameterServerSync(list(self.model.named_parameters()), servers, self.rank,
+                                        self.asynchronous, self.tracer)
+        if self.is_main:
+            self.sync.load_servers(self.optimizer.state_dict(), self.scheduler.state_dict(),
+                                   self.steps)
+        comm.barrier()
+
+    def _resume(self):
+        info = None
+        if self.is_main:
+            super()._resume()
+            info = {"step": self.start_step, "skipped": self.skipped_steps,
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": distbp.random.default_generator().bit_generator.state}
+        info = self.comm.broadcast_object(info)
+        broadcast_state(self.model, self.comm)         # rank 0's resumed parameters, to everyone
+        if not self.is_main:
+            self.start_step, self.skipped_steps = info["step"], info["skipped"]
+            self.scheduler.load_state_dict(info["scheduler"])
+            distbp.random.default_generator().bit_generator.state = info["rng"]
+
+    def save_checkpoint(self, step):
+        if self.is_main:
+            groups = self.optimizer.state_dict()["param_groups"]
+            self.optimizer.load_state_dict({"state": self.sync.optimizer_state(),
+                                            "param_groups": groups})
+        super().save_checkpoint(step)
+
+    def _summary(self, step, final_loss, last_eval, samples, train_time):
+        summary = super()._summary(step, final_loss, last_eval, samples, train_time)
+        summary.update(ps_shards=len(self.servers),
+                       mode="async" if self.asynchronous else "sync")
+        if self.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def fit_worker(cfg, out_dir, comm, servers, resume=False, trace=False, quiet=False):
+    """What each Ray Worker actor runs."""
+    return RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet).fit()
+
+
+def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
+    """Train on Ray: parameter servers and workers as actors (distbp.ray.launch.run_ray)."""
+    return launch.run_ray(cfg, out, resume=resume, address=address, trace=trace, quiet=quiet,
+                          entry=fit_worker)
