@@ -6,8 +6,12 @@ thread per communicator, in FIFO order, so `allreduce_async` overlaps with the c
 (numpy releases the GIL for copies and adds). A synchronous call issued while async work is queued
 waits behind it; with nothing queued it runs inline on the caller's thread (no hand-off latency).
 
-Subclasses provide `transport` (see ring.py: sendrecv/send/recv to ring neighbours) or override the
-`_allreduce` / `_broadcast` / `_allgather` methods.
+Subclasses provide `transport` (transport.py: sendrecv/send/recv to ring neighbours, begin/end of
+each call) or override the `_allreduce` / `_broadcast` / `_allgather` methods.
+
+Every collective is a flight.Call, numbered in issue order and kept in the flight recorder
+(`comm.flight`); `tag=` (or flight.tag(...) around the call) says which caller issued it, e.g.
+"bucket 3 of 5". A CommError writes the record (flight.py) and names where in its message.
 """
 import json
 import os
@@ -16,16 +20,11 @@ import threading
 
 import numpy as np
 
-from distbp.comm import ring, symmetric
+from distbp.comm import flight, heartbeat, ring, symmetric
+from distbp.comm.flight import DTYPES, OPCODES, REDUCE_CODES, Call
 
 # op name -> numpy ufunc applied as ufunc(acc, incoming, out=acc). "mean" is sum then divide.
 OPS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
-# Fixed codes for the debug header (the same on every rank, whatever numpy's dtype.num says).
-DTYPES = ["float32", "float64", "int32", "int64", "float16", "int8", "int16", "uint8", "uint16",
-          "uint32", "uint64", "bool", "complex64", "complex128"]
-OPCODES = ["allreduce", "broadcast", "allgather", "barrier", "reduce_scatter", "allgather_into",
-           "empty"]
-REDUCE_CODES = ["", "sum", "max", "min", "mean"]
 
 
 class CommError(RuntimeError):
@@ -80,7 +79,11 @@ class Communicator:
             debug = os.environ.get("DISTBP_COMM_DEBUG", "") not in ("", "0")
         self.debug = bool(debug)
         self.transport = None
-        self._seq = 0  # collectives issued; part of the debug header
+        self._seq = 0  # collectives issued: the sequence numbers of the calls
+        self.flight = flight.FlightRecorder(rank, size, self.backend)
+        self.heartbeat = None
+        self._tag = ""  # the tag of the collective being executed (captured when it was issued)
+        self._current = None  # its Call, once it has begun
         self._queue = None
         self._thread = None
         self._pending = 0
@@ -99,34 +102,36 @@ class Communicator:
         self.close()
 
     # ---- public collectives ----
-    def allreduce(self, array, op="sum"):
-        """Reduce `array` in place across ranks (op: sum, max, min, mean) and return it."""
-        return self._call(self._allreduce_checked, self._reduce_args(array, op))
+    def allreduce(self, array, op="sum", *, tag=None):
+        """Reduce `array` in place across ranks (op: sum, max, min, mean) and return it.
+        tag: the caller, for the flight record and error messages (every collective takes one)."""
+        return self._call(self._allreduce_checked, self._reduce_args(array, op), tag=tag)
 
-    def allreduce_async(self, array, op="sum"):
+    def allreduce_async(self, array, op="sum", *, tag=None):
         """Like allreduce, returns a Work handle; `handle.wait()` returns the reduced array."""
-        return self._call(self._allreduce_checked, self._reduce_args(array, op), sync=False)
+        return self._call(self._allreduce_checked, self._reduce_args(array, op), sync=False, tag=tag)
 
-    def reduce_scatter(self, array, op="sum"):
+    def reduce_scatter(self, array, op="sum", *, tag=None):
         """Reduce `array` in place so that this rank's shard of it, array.flat[lo:hi] with
         (lo, hi) = shard_bounds(array.size), holds the reduction over all ranks (op: sum, max, min,
         mean); the rest of `array` is left with partial results. Returns the shard (a 1-D view)."""
-        return self._call(self._reduce_scatter_checked, self._reduce_args(array, op, "reduce_scatter"))
+        return self._call(self._reduce_scatter_checked, self._reduce_args(array, op, "reduce_scatter"),
+                          tag=tag)
 
-    def reduce_scatter_async(self, array, op="sum"):
+    def reduce_scatter_async(self, array, op="sum", *, tag=None):
         """Like reduce_scatter, returns a Work handle; `handle.wait()` returns the shard."""
         return self._call(self._reduce_scatter_checked, self._reduce_args(array, op, "reduce_scatter"),
-                          sync=False)
+                          sync=False, tag=tag)
 
-    def allgather_into(self, array):
+    def allgather_into(self, array, *, tag=None):
         """In place: every rank's shard of `array` (shard_bounds) is copied to every other rank, so
         all ranks end with the same bits. Returns `array`."""
         flat = _check_array(array, "allgather_into")
-        return self._call(self._allgather_into_checked, (array, flat))
+        return self._call(self._allgather_into_checked, (array, flat), tag=tag)
 
-    def allgather_into_async(self, array):
+    def allgather_into_async(self, array, *, tag=None):
         flat = _check_array(array, "allgather_into")
-        return self._call(self._allgather_into_checked, (array, flat), sync=False)
+        return self._call(self._allgather_into_checked, (array, flat), sync=False, tag=tag)
 
     def shard_bounds(self, n, rank=None):
         """(lo, hi): the element range of an n-element buffer that `rank` (default: this rank) owns
@@ -135,21 +140,21 @@ class Communicator:
         r = self.rank if rank is None else rank
         return b[r], b[r + 1]
 
-    def broadcast(self, array, root=0):
+    def broadcast(self, array, root=0, *, tag=None):
         """Copy rank `root`'s array into `array` on every rank, in place; returns it."""
         flat = _check_array(array, "broadcast")
         self._check_root(root, "broadcast")
-        return self._call(self._broadcast_checked, (array, flat, root))
+        return self._call(self._broadcast_checked, (array, flat, root), tag=tag)
 
-    def allgather(self, array):
+    def allgather(self, array, *, tag=None):
         """Returns an array of shape (size, *array.shape): row i is rank i's array."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"allgather needs a numpy array, got {type(array).__name__}")
         flat = _check_array(np.ascontiguousarray(array), "allgather", writeable=False)
-        return self._call(self._allgather_checked, (array, flat))
+        return self._call(self._allgather_checked, (array, flat), tag=tag)
 
-    def barrier(self):
-        self._call(self._barrier_checked, ())
+    def barrier(self, *, tag=None):
+        self._call(self._barrier_checked, (), tag=tag)
 
     def empty(self, shape, dtype=np.float32):
         """A new zero-filled array in symmetric memory (torch's symm_mem.empty). Collective: every
@@ -204,22 +209,34 @@ class Communicator:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(self.timeout + 5)
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self._close_transport()
 
+    def _start_heartbeat(self):
+        """Backends whose transport beats (transport.py) call this once the transport is up."""
+        seconds = heartbeat.heartbeat_timeout()
+        if self.size > 1 and seconds > 0 and hasattr(self.transport, "beat"):
+            self.heartbeat = heartbeat.Heartbeat(self.transport, self.rank, self.size, seconds)
+            self.transport.heartbeat = self.heartbeat
+        flight.install_signal_handlers()
+
     # ---- execution: inline or on the communication thread, FIFO ----
-    def _call(self, fn, args, sync=True):
-        """sync: run fn(*args) and return its result; else return a Work handle."""
+    def _call(self, fn, args, sync=True, tag=None):
+        """sync: run fn(*args) and return its result; else return a Work handle. The tag is taken
+        now (the caller's flight.tag), not when the communication thread gets to the call."""
         if self._closed:
             raise CommError(f"{self!r} is closed", op=getattr(fn, "__name__", None))
+        tag = tag or flight.current_tag()
         if sync and self._pending == 0:
             # Inline, without a Work handle (its Event costs microseconds: a small all-reduce's time).
             with self._lock:
                 if self._broken is not None:
                     raise self._broken
                 try:
-                    return fn(*args)
+                    return self._run(fn, args, tag)
                 except CommError as e:
-                    self._broken = e
+                    self._fail(e)
                     raise
         work = Work()
         if self._thread is None:
@@ -229,27 +246,48 @@ class Communicator:
             self._thread.start()
         with self._plock:
             self._pending += 1
-        self._queue.put((fn, args, work))
+        self._queue.put((fn, args, tag, work))
         return work.wait() if sync else work
 
     def _loop(self):
         while (item := self._queue.get()) is not None:
-            fn, args, work = item
-            self._execute(fn, args, work)
+            fn, args, tag, work = item
+            self._execute(fn, args, tag, work)
             with self._plock:
                 self._pending -= 1
 
-    def _execute(self, fn, args, work):
+    def _execute(self, fn, args, tag, work):
         with self._lock:
             if self._broken is not None:
                 return work._finish(error=self._broken)
             try:
-                work._finish(fn(*args))
+                work._finish(self._run(fn, args, tag))
             except CommError as e:
-                self._broken = e
+                self._fail(e)
                 work._finish(error=e)
             except BaseException as e:  # handed to whoever waits
                 work._finish(error=e)
+
+    def _run(self, fn, args, tag):
+        """One collective: fn begins it (_header), and it ends here unless it raised."""
+        self._tag, self._current = tag, None
+        result = fn(*args)
+        call = self._current
+        if call is not None:
+            self.flight.end(call)
+            if self.transport is not None:
+                self.transport.end(call)
+        return result
+
+    def _fail(self, error):
+        """The communicator is broken from here on: write the flight record and say where."""
+        self._broken = error
+        tell = getattr(self.transport, "fail", None)
+        if tell is not None:
+            tell(str(error))
+        path = self.flight.dump(str(error))
+        if path is not None and error.args and "flight record" not in str(error):
+            error.args = (f"{error.args[0]} (flight records: {os.path.dirname(path)})",) + error.args[1:]
 
     # ---- checked bodies (run on the executing thread) ----
     def _reduce_args(self, array, op, what="allreduce"):
@@ -305,10 +343,13 @@ class Communicator:
             raise ValueError(f"{what} root={root} is not a rank of a world of size {self.size}")
 
     def _header(self, op, flat, extra):
-        """Debug mode: every rank gathers every rank's (op, dtype, count, seq, extra) and compares."""
+        """The collective begins: record and publish its Call (the transport compares it with the
+        peers'). Debug mode also gathers every rank's (op, dtype, count, seq, extra) and compares."""
         self._seq += 1
+        call = self._current = Call(self._seq, op, flat.dtype.name, flat.size, extra, self._tag)
+        self.flight.begin(call)
         if self.transport is not None:
-            self.transport.begin(op, self._seq, flat)
+            self.transport.begin(call, flat)
         if not self.debug or self.size == 1:
             return
         dt = DTYPES.index(flat.dtype.name) if flat.dtype.name in DTYPES else -1
@@ -367,10 +408,7 @@ class Communicator:
 
 def _describe(row):
     op, dt, count, seq, extra = (int(x) for x in row)
-    dtype = DTYPES[dt] if dt >= 0 else "unsupported dtype"
-    detail = f", op={REDUCE_CODES[extra]}" if OPCODES[op] in ("allreduce", "reduce_scatter") else (
-        f", root={extra}" if OPCODES[op] == "broadcast" else "")
-    return f"{OPCODES[op]}({dtype}, count={count}{detail}) as collective #{seq}"
+    return Call.from_codes(seq, op, dt, count, extra).describe()
 
 
 def _encode(obj):

@@ -11,7 +11,10 @@ Workers run fn(*args); fn creates its communicator itself with init("local") (or
 If a worker raises, is killed, or hangs, the others are told through the shared header and stop;
 each worker still running `timeout` seconds after the first failure is killed; the segment is
 unlinked; spawn raises CommError naming the failed rank, with that rank's traceback. Ctrl-C is
-forwarded to the workers as SIGINT.
+forwarded to the workers as SIGINT. A worker whose heartbeat stops (heartbeat.py: SIGSTOPped,
+wedged) is killed and named within DISTBP_HEARTBEAT_TIMEOUT seconds, whatever `timeout` is.
+Workers write their flight records (flight.py) to DISTBP_FLIGHT_DIR, by default a directory in the
+temporary directory named after the segment, made only if a record is written.
 """
 import glob
 import multiprocessing as mp
@@ -20,12 +23,13 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from multiprocessing import resource_tracker, shared_memory
 
-from distbp.comm import local
+from distbp.comm import flight, heartbeat, local, segment
 from distbp.comm.base import CommError
 
 
@@ -51,24 +55,26 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
         ctx.set_forkserver_preload(["numpy", "distbp.comm.local"])
     if small_bytes < 0:
         raise ValueError(f"small_bytes must be >= 0, got {small_bytes}")
-    *_, total = local.layout(nprocs, slot_bytes, nslots, small_bytes)
+    *_, total = segment.layout(nprocs, slot_bytes, nslots, small_bytes)
     shm = shared_memory.SharedMemory(f"distbp_{os.getpid()}_{secrets.token_hex(4)}", create=True,
                                      size=total)
     procs, bells = [], []
     try:
-        for rank in range(nprocs):  # each rank's doorbell (see local.py), unlinked with the segment
-            bells.append(local.bell_path(shm.name, rank))
+        for rank in range(nprocs):  # each rank's doorbell (see shm.py), unlinked with the segment
+            bells.append(segment.bell_path(shm.name, rank))
             os.mkfifo(bells[-1], 0o600)
             # Reclaimed like the segment if the launcher is killed: the resource tracker's
             # shared_memory cleanup is shm_unlink, which removes /dev/shm/<name>, a FIFO too.
             resource_tracker.register(_tracker_name(bells[-1]), "shared_memory")
-        header = shm.buf[:local.HEADER_WORDS * 8].cast("q")
-        header[0], header[1] = local.MAGIC, nprocs
+        header = shm.buf[:segment.HEADER_WORDS * 8].cast("q")
+        header[0], header[1] = segment.MAGIC, nprocs
         header.release()
         world_env = {local.ENV_NAME: shm.name, local.ENV_SIZE: str(nprocs),
                      local.ENV_SLOT: str(slot_bytes), local.ENV_NSLOTS: str(nslots),
                      local.ENV_SMALL: str(small_bytes),
-                     local.ENV_TIMEOUT: str(float(timeout))}
+                     local.ENV_TIMEOUT: str(float(timeout)),
+                     flight.ENV_DIR: (env or {}).get(flight.ENV_DIR) or os.environ.get(flight.ENV_DIR)
+                     or os.path.join(tempfile.gettempdir(), f"distbp-flight-{shm.name}")}
         for rank in range(nprocs):
             worker_env = {**(env or {}), **world_env, local.ENV_RANK: str(rank)}
             reader, writer = ctx.Pipe(duplex=False)
@@ -77,7 +83,7 @@ def spawn(fn, nprocs, args=(), timeout=30.0, env=None, start_method="forkserver"
             procs.append((p, reader))   # before start(): a Ctrl-C while starting must reach it too
             p.start()
             writer.close()
-        return _monitor(procs, shm, timeout)
+        return _monitor(procs, shm, timeout, heartbeat.heartbeat_timeout({**os.environ, **(env or {})}))
     except KeyboardInterrupt:
         for p, _ in procs:
             if p.is_alive():
@@ -137,17 +143,57 @@ def _worker(rank, env, fn, args, conn, launcher_pid=None):
         world.close_all()
         conn.send(("ok", result))
     except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):    # Ctrl-C or the launcher's SIGTERM: say where we were
+            flight.dump_all("interrupted")
         # Secondary: this rank only noticed another rank's failure (the root cause is elsewhere).
         secondary = isinstance(e, CommError) and e.rank is not None and e.rank != rank
         if not secondary:
-            local.mark_failed(env[local.ENV_NAME], rank, 1, 1)
+            segment.mark_failed(env[local.ENV_NAME], rank, 1, 1)
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc(), secondary,
                    getattr(e, "rank", None), getattr(e, "op", None)))
         conn.close()
         sys.exit(1)
 
 
-def _monitor(procs, shm, timeout):
+class _Pulse:
+    """The workers' heartbeat counters in the header: which have not moved for `seconds` of the
+    launcher's own watching (a pause of the launcher itself restarts the count)."""
+
+    def __init__(self, buf, n, seconds):
+        self.header = buf[:segment.rank_word(n, 0) * 8].cast("q")
+        self.n, self.seconds = n, seconds
+        self.last = [0] * n
+        self.since = [time.monotonic()] * n
+        self.checked = time.monotonic()
+
+    def stalled(self):
+        now = time.monotonic()
+        if now - self.checked > 2 * heartbeat.INTERVAL:  # I was not running: start over
+            self.since = [now] * self.n
+        self.checked = now
+        out = []
+        for r in range(self.n):
+            beat = self.header[segment.rank_word(r, segment.R_BEAT)]
+            if beat != self.last[r] or beat in (0, heartbeat.DONE):
+                self.last[r], self.since[r] = beat, now
+            elif now - self.since[r] >= self.seconds:
+                out.append((r, now - self.since[r]))
+        return out
+
+    def close(self):
+        self.header.release()
+
+
+def _monitor(procs, shm, timeout, heartbeat_seconds=0):
+    pulse = _Pulse(shm.buf, len(procs), heartbeat_seconds) if heartbeat_seconds > 0 else None
+    try:
+        return _watch(procs, shm, timeout, pulse)
+    finally:
+        if pulse is not None:
+            pulse.close()
+
+
+def _watch(procs, shm, timeout, pulse):
     n = len(procs)
     results, reported = [None] * n, [None] * n  # reported[r]: "ok" or an error tuple
     failures, first_failure = [], None
@@ -173,7 +219,14 @@ def _monitor(procs, shm, timeout):
             if p.exitcode is not None and reader not in open_conns and reported[r] is None:
                 reported[r] = ("exit", p.exitcode)
                 failures.append((r, ("exit", p.exitcode)))
-                local.mark_failed(shm.buf, r, 2, p.exitcode)
+                segment.mark_failed(shm.buf, r, 2, p.exitcode)
+        for r, seconds in pulse.stalled() if pulse is not None else ():
+            p = procs[r][0]
+            if p.exitcode is None and reported[r] is None:   # stopped or wedged: it cannot be asked
+                segment.mark_failed(shm.buf, r, segment.STALLED, round(seconds))
+                reported[r] = ("stalled", seconds)
+                failures.append((r, reported[r]))
+                p.kill()
         if failures and first_failure is None:
             first_failure = time.monotonic()
         if first_failure is not None and time.monotonic() - first_failure > timeout:
@@ -194,7 +247,7 @@ def _spawn_error(failures, n):
     ranks that merely noticed another's failure (secondary)."""
     def priority(item):
         kind = item[1][0]
-        return {"exit": 0, "hung": 2}.get(kind, 3 if kind == "error" and item[1][3] else 1)
+        return {"exit": 0, "stalled": 0, "hung": 2}.get(kind, 3 if kind == "error" and item[1][3] else 1)
     r, msg = min(failures, key=priority)
     # What the others were doing when they noticed: the op named by their CommErrors.
     op = next((m[5] for _, m in failures if m[0] == "error" and m[5]), None)
@@ -203,7 +256,7 @@ def _spawn_error(failures, n):
     tail = f" (ranks {others} also failed)" if others else ""
     tb = ""
     if msg[0] == "exit":
-        text = f"rank {r} of {n} {local.describe_exit(2, msg[1])}{during}{tail}"
+        text = f"rank {r} of {n} {segment.describe_exit(2, msg[1])}{during}{tail}"
         blamed = r
     elif msg[0] == "error":
         _, summary, tb, secondary, peer, own_op = msg
@@ -211,6 +264,10 @@ def _spawn_error(failures, n):
         context = f" (the other ranks were in {op})" if op and not own_op else ""
         op = own_op or op
         text = f"rank {r} of {n} failed: {summary}{context}{tail}\n\n--- traceback of rank {r} ---\n{tb}"
+    elif msg[0] == "stalled":
+        text = (f"rank {r} of {n} stopped answering{during}: no heartbeat for {msg[1]:.0f} s "
+                f"(stopped, wedged or starved of CPU), so it was killed{tail}")
+        blamed = r
     else:
         seen = next(((q, m[1]) for q, m in failures if m[0] == "error"), None)
         text = (f"rank {r} of {n} stopped answering{during}: the other ranks gave up waiting and it "

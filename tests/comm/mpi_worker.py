@@ -4,7 +4,8 @@
 
 Each rank prints one line `OK {json summary}` (and `TIMEOUT-OK`), or `FAIL ...` and exits 1; its
 last line, `BYE rank`, says it got through everything and is only exiting.
-Runs the body with the ring and with algorithm="native", then debug-mode mismatch detection, then
+Runs the body with the ring and with algorithm="native", then mismatch detection (debug mode and
+always on), then
 (last, since it leaves MPI requests cancelled) the timeout of a silent peer, then exits without
 MPI_Finalize so the cancelled exchange cannot hang shutdown.
 """
@@ -20,14 +21,24 @@ import distbp.comm
 from tests.comm import bodies
 
 
-def check_mismatch(comm):
-    n = 12 if comm.rank == comm.size - 1 else 10
+def check_mismatch(comm, dtype=np.float32):
+    """The last rank calls with another count (debug mode) or dtype (always on: no debug): every
+    rank raises naming the mismatched call, at once (well before the 30 s timeout)."""
+    n = 12 if comm.rank == comm.size - 1 and dtype == np.float32 else 10
+    if comm.rank == comm.size - 1 and dtype != np.float32:
+        n = 10
+    else:
+        dtype = np.float32
+    t0 = time.monotonic()
     try:
-        comm.allreduce(np.ones(n, np.float32))
+        comm.allreduce(np.ones(n, dtype), tag="bucket 1 of 1")
+        comm.barrier()
     except distbp.comm.CommError as e:
-        assert "mismatched collectives" in str(e) and "count=12" in str(e), str(e)
+        detail = "count=12" if comm.debug else "allreduce(float64, count=10, op=sum, bucket 1 of 1)"
+        assert "mismatched collectives" in str(e) and detail in str(e), str(e)
+        assert time.monotonic() - t0 < 10, (time.monotonic() - t0, str(e))
         return 1
-    raise AssertionError("debug mode did not catch a count mismatch")
+    raise AssertionError(f"a mismatch (debug={comm.debug}) was not caught")
 
 
 def check_timeout(comm):
@@ -62,6 +73,7 @@ def main():
     native.close()
     if comm.size > 1:  # a size-1 world has no one to disagree with
         summary["mismatch"] = check_mismatch(distbp.comm.init("mpi", debug=True))
+        summary["mismatch"] &= check_mismatch(distbp.comm.init("mpi"), np.float64)
     return summary
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from distbp.comm import cpus, local
+from distbp.comm import cpus, shm
 
 
 def write(path, text):
@@ -44,7 +44,7 @@ def test_usable_cpus_is_the_affinity_capped_by_the_quota():
 def test_a_quota_makes_ranks_oversubscribed(monkeypatch):
     """Two ranks in a container limited to 1 CPU must not busy-wait for each other."""
     monkeypatch.setattr(cpus, "cgroup_cpu_quota", lambda root=None: 1.0)
-    assert local.oversubscribed(2)
-    assert local.default_nslots(2) == local.NSLOTS_OVERSUBSCRIBED
+    assert shm.oversubscribed(2)
+    assert shm.default_nslots(2) == shm.NSLOTS_OVERSUBSCRIBED
     monkeypatch.setattr(cpus, "cgroup_cpu_quota", lambda root=None: 0.0)
-    assert local.oversubscribed(2) == (len(os.sched_getaffinity(0)) < 2)
+    assert shm.oversubscribed(2) == (len(os.sched_getaffinity(0)) < 2)

@@ -1,5 +1,6 @@
 """The shared multi-rank body under the local (shared-memory) backend, and the launcher's failure paths."""
 import glob
+import json
 import multiprocessing
 import os
 import signal
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import distbp.comm
+import distbp.comm.shm
 from distbp.comm import CommError, spawn
 from tests.comm import workers
 
@@ -62,15 +64,56 @@ def test_dead_peer_named(how, needle):
         assert "Traceback" in info.value.traceback and "die_in_allreduce" in info.value.traceback
 
 
-def test_hung_peer_times_out_naming_it():
+def test_hung_peer_times_out_naming_it(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(CommError) as info:
-        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2)
+        spawn(workers.die_in_allreduce, 3, args=(1, "hang"), timeout=2,
+              env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
     elapsed = time.monotonic() - t0
     assert elapsed < 12, elapsed
     msg = str(info.value)
     assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce"), msg
-    assert "allreduce timed out after 2.0s waiting for rank 1" in msg, msg
+    assert "allreduce timed out after 2.0s waiting for rank 1: rank 1 never entered collective #1 " \
+           "(allreduce, 1000000 float32); ranks 0,2 waited 2 s in it; rank 1's last completed " \
+           "collective was #0" in msg, msg
+    # the ranks that timed out wrote their flight records, and said where
+    assert f"(flight records: {tmp_path})" in msg, msg
+    for r in (0, 2):
+        record = json.loads((tmp_path / f"flight-rank{r}.json").read_text())
+        assert record["rank"] == r and "timed out" in record["reason"]
+        assert record["current"]["op"] == "allreduce" and record["collectives"][-1]["end"] is None
+
+
+def test_stopped_peer_is_named_by_its_heartbeat_long_before_the_timeout():
+    """SIGSTOP: the rank is alive but silent. Its heartbeat stops; the launcher names and kills it
+    within DISTBP_HEARTBEAT_TIMEOUT (2 s here), although the collective timeout is 60 s."""
+    t0 = time.monotonic()
+    with pytest.raises(CommError) as info:
+        spawn(workers.stop_in_allreduce, 3, args=(1,), timeout=60,
+              env={"DISTBP_HEARTBEAT_TIMEOUT": "2"})
+    elapsed = time.monotonic() - t0
+    msg = str(info.value)
+    assert elapsed < 20, elapsed
+    assert info.value.rank == 1 and msg.startswith("rank 1 of 3 stopped answering during allreduce: "
+                                                   "no heartbeat for 2 s"), msg
+
+
+def test_sigusr1_writes_the_flight_record_and_the_job_goes_on(tmp_path):
+    written = spawn(workers.signal_self, 2, args=("SIGUSR1",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    assert written == [None, str(tmp_path / "flight-rank1.json")]
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGUSR1" and record["last_completed"] == 3
+    calls = record["collectives"]
+    assert [(c["seq"], c["op"], c["tag"], c["count"], c["dtype"]) for c in calls] == [
+        (i + 1, "allreduce", f"step {i}", 4, "float64") for i in range(3)]
+    assert all(c["start"] <= c["end"] for c in calls)
+
+
+def test_sigterm_writes_the_flight_record_then_ends_the_rank(tmp_path):
+    with pytest.raises(CommError, match="rank 1 of 2 was killed by SIGTERM"):
+        spawn(workers.signal_self, 2, args=("SIGTERM",), env={"DISTBP_FLIGHT_DIR": str(tmp_path)})
+    record = json.loads((tmp_path / "flight-rank1.json").read_text())
+    assert record["reason"] == "received SIGTERM" and record["last_completed"] == 3
 
 
 @pytest.mark.parametrize("kind", ["count", "dtype"])
@@ -82,11 +125,22 @@ def test_debug_mode_names_the_mismatch(kind):
         assert detail in r["error"] and "allreduce(float32, count=10" in r["error"], r
 
 
-def test_mismatch_without_debug_raises_not_corrupts():
-    with _either() as outcome:
-        outcome.value = spawn(workers.mismatch, 2, args=("count", False), timeout=5)
-    errors = [r["error"] for r in outcome.value] if outcome.value else [str(outcome.error)]
-    assert any(e and "rank" in e and "bytes" in e for e in errors), errors
+@pytest.mark.parametrize("kind,theirs", [
+    ("count", "allreduce(float32, count=12, op=sum, bucket 2 of 5) as collective #2"),
+    ("dtype", "allreduce(float64, count=10, op=sum, bucket 2 of 5) as collective #2"),
+    ("op", "allreduce(float32, count=10, op=max, bucket 2 of 5) as collective #2"),
+    ("root", "broadcast(float32, count=10, root=1) as collective #2"),
+    ("other", "barrier(uint8, count=0) as collective #2")])
+def test_mismatched_collectives_are_named_at_once_on_every_rank(kind, theirs):
+    """Always on (no DISTBP_COMM_DEBUG): rank 1 calls something else at collective #2; every rank
+    raises at once, naming rank 1's call and a call of one of the others."""
+    results = spawn(workers.mismatch, 3, args=(kind, False), timeout=20)
+    mine = ("broadcast(float32, count=10, root=0) as collective #2" if kind == "root" else
+            "allreduce(float32, count=10, op=sum, bucket 2 of 5) as collective #2")
+    for r in results:
+        assert r["error"] and r["error"].count("mismatched collectives") == 1, r
+        assert theirs in r["error"] and mine in r["error"] and "rank 1 called" in r["error"], r
+        assert r["seconds"] < 5, r      # at once, not at the 20 s timeout
 
 
 class _either:
@@ -142,7 +196,7 @@ def test_ctrl_c_is_forwarded_and_cleans_up(tmp_path):
 
 @pytest.mark.parametrize("size", [2, 3])
 def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
-    from distbp.comm import local
+    from distbp.comm import shm as local
     crowded = local.oversubscribed(size)
     expect = (local.SPIN_POLLS_OVERSUBSCRIBED, 0.0) if crowded else (local.SPIN_POLLS, local.SPIN_MS / 1e3)
     assert spawn(workers.waiting_policy, size) == [expect] * size
@@ -150,7 +204,7 @@ def test_waiting_ranks_busy_wait_only_when_every_rank_has_a_core(size):
     assert spawn(workers.waiting_policy, size, env={"DISTBP_COMM_SPIN_MS": "0.5"}) == [expect] * size
 
 
-@pytest.mark.skipif(distbp.comm.local.oversubscribed(2), reason="2 ranks need 2 cores to spin")
+@pytest.mark.skipif(distbp.comm.shm.oversubscribed(2), reason="2 ranks need 2 cores to spin")
 def test_a_waiting_rank_spins_instead_of_sleeping():
     """Rank 1 waits ~3 ms for rank 0, 20 times: by default it busy-waits (voluntary context
     switches: none, give or take a stray one); with DISTBP_COMM_SPIN_MS=0 it sleeps on its bell."""

@@ -68,7 +68,7 @@ def test_ranks_bound_to_their_own_cores_are_not_oversubscribed(bind):
     """Bound one core each (mpiexec -bind-to core; Open MPI's default for -n 2), 2 ranks on 2 cores
     still have a core each: the shared-memory transport must not switch to its oversubscribed
     settings because each rank sees a single core."""
-    from distbp.comm import local
+    from distbp.comm import shm as local
     env = worker_env()
     cmd = [mpiexec(), "-n", "2"] + (["-bind-to", "core"] if bind else []) + [sys.executable, "-c", PROBE]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

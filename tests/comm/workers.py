@@ -45,16 +45,51 @@ def die_in_allreduce(victim, how):
     return "unreachable"
 
 
-def mismatch(kind, debug):
-    """Rank 1 calls with a different count or dtype; returns the CommError each rank saw."""
-    comm = distbp.comm.init("local", debug=debug)
-    n, dtype = 10, np.float32
+def stop_in_allreduce(victim):
+    """Rank `victim` stops itself (SIGSTOP: alive, silent, never scheduled) after a few collectives;
+    the others wait for it in an all-reduce."""
+    comm = distbp.comm.init("local")
+    for i in range(3):
+        comm.allreduce(np.ones(10), tag=f"step {i}")
+    if comm.rank == victim:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    comm.allreduce(np.ones(1000, np.float32), tag="bucket 1 of 1")
+
+
+def signal_self(sig):
+    """Rank 1 sends itself `sig` after three tagged collectives; returns what it recorded."""
+    comm = distbp.comm.init("local")
+    for i in range(3):
+        comm.allreduce(np.ones(4), tag=f"step {i}")
     if comm.rank == 1:
-        n, dtype = (12, dtype) if kind == "count" else (n, np.float64)
+        os.kill(os.getpid(), getattr(signal, sig))
+    comm.barrier()
+    return comm.flight.written
+
+
+def mismatch(kind, debug):
+    """Rank 1 calls another collective than the others at the same sequence number (another count,
+    dtype, reduce op, broadcast root, or another collective altogether); then every rank calls a
+    barrier, so a rank that finished the mismatched call first learns of it too. Returns the
+    CommError each rank saw and how long it took."""
+    comm = distbp.comm.init("local", debug=debug)
+    comm.allreduce(np.ones(3), tag="warm-up")   # a matched call first: the mismatch is #2
+    n, dtype, op, root = 10, np.float32, "sum", 0
+    if comm.rank == 1:
+        n, dtype, op, root = {"count": (12, dtype, op, root), "dtype": (n, np.float64, op, root),
+                              "op": (n, dtype, "max", root), "root": (n, dtype, op, 1),
+                              "other": (n, dtype, op, root)}[kind]
+    t0 = time.monotonic()
     try:
-        comm.allreduce(np.ones(n, dtype))
+        if kind == "root":
+            comm.broadcast(np.ones(n, dtype), root=root)
+        elif kind == "other" and comm.rank == 1:
+            comm.barrier()
+        else:
+            comm.allreduce(np.ones(n, dtype), op=op, tag="bucket 2 of 5")
+        comm.barrier()
     except distbp.comm.CommError as e:
-        return {"error": str(e), "rank": e.rank, "op": e.op}
+        return {"error": str(e), "rank": e.rank, "op": e.op, "seconds": time.monotonic() - t0}
     return {"error": None}
 
 
@@ -95,7 +130,7 @@ def sleeps_while_waiting(delay, times):
 
 
 def _voluntary_switches():
-    with open("/proc/self/status") as f:
+    with open("/proc/thread-self/status") as f:  # this thread: not the heartbeat's wake-ups
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
 
 

@@ -149,6 +149,46 @@ def test_mpi_rank_hangs(runs, work):
     assert any(re.search(r"rank 1 ", line) and "timed out" in line for line in err.splitlines())
 
 
+# -- heartbeats: a stopped rank is named long before dist.timeout ---------------------------------
+LONG_TIMEOUT = 60.0
+
+
+def start_long(runs, work, backend):
+    """A run whose collective timeout (60 s) is far longer than the heartbeat's (5 s, the default)."""
+    cfg = write_config(work, dist={"workers": 3, "timeout": LONG_TIMEOUT})
+    args = ["--config", cfg, "--out", "run", "--force", "--backend", backend]
+    if backend == "local":
+        return runs(work, args + ["--workers", "3"])
+    return runs(work, args, mpi_ranks=3)
+
+
+def check_stopped_rank_named(run, t_fault, line_pattern):
+    rc, err = run.finish(LONG_TIMEOUT)
+    elapsed = time.monotonic() - t_fault
+    assert rc is not None and rc != 0, err[-3000:]
+    assert elapsed < LONG_TIMEOUT / 2, f"{elapsed:.1f}s after SIGSTOP: not the heartbeat but the timeout"
+    assert wait_gone(run) == {}, "processes left behind"
+    assert any(re.search(line_pattern, line) for line in err.splitlines()), err[-3000:]
+    return elapsed
+
+
+def test_local_rank_stopped_is_named_by_its_heartbeat(runs, work):
+    run = start_long(runs, work, "local")
+    _, t = inject(run, "local", "stop")
+    check_stopped_rank_named(run, t, r"rank 1 of 3 stopped answering during \w+: no heartbeat for 5 s")
+    assert run.segments() == []
+
+
+@needs_mpi
+def test_mpi_rank_stopped_is_named_by_its_heartbeat(runs, work):
+    """No launcher of ours watches mpiexec's ranks: the survivors' heartbeat threads notice, name
+    rank 1 in their one-line error and abort the job."""
+    run = start_long(runs, work, "mpi")
+    _, t = inject(run, "mpi", "stop")
+    check_stopped_rank_named(run, t, r"rank [02] of 3 failed: CommError: \w+ on rank [02]: rank 1 "
+                                     r"stopped answering: no heartbeat for [5-9]\.\d s")
+
+
 def test_local_launcher_killed_takes_its_workers(runs, work):
     """SIGKILL of the launcher itself (an OOM killer, a scheduler): the workers, whose parent is
     the forkserver, notice the launcher is gone and end; shared memory is reclaimed."""
