@@ -10,8 +10,8 @@
 # make them first: `launch/netns_hosts.sh up 3 slow`). mpiexec then runs in host 0 and reaches the
 # others through netns_hosts.sh as its "ssh" (-launcher ssh -launcher-exec), with -iface eth0 (in a
 # namespace the host name resolves to 127.0.0.1, which another host cannot reach) and
-# `netns_hosts.sh env`'s settings (UCX_TLS=tcp UCX_NET_DEVICES=eth0 MPIR_CVAR_NOLOCAL=1, so MPI's
-# messages cross the veth instead of shared memory). HOSTFILE lists namespace addresses:
+# `netns_hosts.sh env`'s settings (UCX_TLS=tcp UCX_NET_DEVICES=eth0, so MPI's messages between
+# hosts cross the veth instead of shared memory). HOSTFILE lists namespace addresses:
 #   printf '10.213.0.2:2\n10.213.0.3:2\n' > hosts.txt    # hosts 1 and 2, 2 ranks each
 #   NETNS_HOSTS=1 launch/mpirun_hostfile.sh hosts.txt configs/mnist1d_cnn.yaml --out runs/netns
 # (DISTBP_NETNS_PREFIX / DISTBP_NETNS_NET as given to netns_hosts.sh.)

@@ -23,8 +23,12 @@
 # host K's namespace, with a UTS namespace whose host name is distbp-hK (so MPI, UCX and distbp see
 # one host name per host). Addresses exist only inside these namespaces; nothing touches the host's
 # network. MPICH's UCX would move data between the namespaces through shared memory (they share
-# /dev/shm): `env` prints UCX_TLS=tcp UCX_NET_DEVICES=eth0 MPIR_CVAR_NOLOCAL=1, which keep every
-# MPI message on TCP over eth0, hence across the veth (tests/failures/test_netns.py counts it).
+# /dev/shm): `env` prints UCX_TLS=tcp UCX_NET_DEVICES=eth0, which keep every MPI message between
+# hosts on TCP over eth0, hence across the veth (tests/failures/test_netns_links.py counts it).
+# Ranks of one host still share memory (MPICH's own shared memory, and distbp's shm transport and
+# hierarchical all-reduce), since hydra puts each host's ranks on one node: with one host name per
+# host, MPI_COMM_TYPE_SHARED groups exactly a host's ranks. MPIR_CVAR_NOLOCAL=1 would make every
+# rank a node of its own (all traffic over TCP, even within a host).
 set -eu
 PREFIX=${DISTBP_NETNS_PREFIX:-distbp}
 NET=${DISTBP_NETNS_NET:-10.213.0}
@@ -108,7 +112,7 @@ measure)
         "$NET.$((b + 1))" "$port" --mb "${DISTBP_NETNS_PROBE_MB:-64}"
     wait "$server" ;;
 env)
-    echo "export UCX_TLS=tcp UCX_NET_DEVICES=eth0 MPIR_CVAR_NOLOCAL=1" ;;
+    echo "export UCX_TLS=tcp UCX_NET_DEVICES=eth0" ;;
 run)
     k=$2
     shift 2
