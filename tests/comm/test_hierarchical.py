@@ -24,7 +24,11 @@ def run_worker(n, env, timeout=240):
     proc = subprocess.run([mpiexec(), "-n", str(n), sys.executable, "-m", "tests.comm.hier_worker"],
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT)
-    ok = [json.loads(line[3:]) for line in proc.stdout.splitlines() if line.startswith("OK ")]
+    dec, ok, at = json.JSONDecoder(), [], proc.stdout.find("OK {")
+    while at >= 0:                          # ranks' lines may interleave in mpiexec's stdout
+        obj, end = dec.raw_decode(proc.stdout, at + 3)
+        ok.append(obj)
+        at = proc.stdout.find("OK {", end)
     assert proc.returncode == 0 and len(ok) == n, proc.stdout[-3000:] + proc.stderr[-3000:]
     return ok
 

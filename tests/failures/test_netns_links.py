@@ -124,3 +124,49 @@ def test_mpirun_hostfile_runs_a_job_across_the_namespace_hosts(hosts, tmp_path):
         grad_bytes = sum(z[k].nbytes for k in z.files)
     # 6 all-reduces of the gradients, each sending them once from every rank of 2: across the link
     assert tx_bytes(hosts, 2) - before >= 6 * grad_bytes
+
+
+def oks(stdout):
+    """The `OK {json}` records of the ranks (their lines may interleave in mpiexec's stdout)."""
+    dec, out, at = json.JSONDecoder(), [], stdout.find("OK {")
+    while at >= 0:
+        obj, end = dec.raw_decode(stdout, at + 3)
+        out.append(obj)
+        at = stdout.find("OK {", end)
+    return out
+
+
+def mpiexec_across(hosts, hostfile, n, args, env=(), timeout=240):
+    """mpiexec on host 0, ranks on the hostfile's namespace hosts, with `netns_hosts.sh env`."""
+    full = dict(hosts)
+    full.update(l.split("=", 1) for l in sh(hosts, "env").stdout.split()[1:])
+    full.update(env)
+    return subprocess.run(["sh", str(SCRIPT), "run", "0", mpiexec(), "-launcher", "ssh",
+                           "-launcher-exec", str(SCRIPT), "-iface", "eth0", "-localhost", f"{NET}.1",
+                           "-genvall", "-f", str(hostfile), "-n", str(n), *map(str, args)],
+                          env=full, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")
+def test_hierarchical_on_two_hosts_of_two_ranks_sends_fewer_bytes_across(hosts, tmp_path):
+    """2 namespace hosts x 2 ranks: comm.init wraps itself (host names differ), every rank ends
+    with the same bits, and host 1's link carries 2(H-1)/H = 1 buffer per all-reduce instead of the
+    flat ring's 2(N-1)/N = 1.5 (counted on eth0)."""
+    hostfile = tmp_path / "hosts.txt"
+    hostfile.write_text(f"{NET}.2:2\n{NET}.3:2\n")
+    sent = {}
+    for mode in ("1", "0"):
+        before = tx_bytes(hosts, 1)
+        run = mpiexec_across(hosts, hostfile, 4, [sys.executable, "-m", "tests.comm.hier_worker"],
+                             env={"DISTBP_HIERARCHICAL": mode, "DISTBP_HIER_BODY": "0",
+                                  "DISTBP_HIER_REPEAT": "4",
+                                  "DISTBP_HIER_EXPECT": "wrapped" if mode == "1" else "flat"})
+        sent[mode] = tx_bytes(hosts, 1) - before
+        ok = oks(run.stdout)
+        assert run.returncode == 0 and len(ok) == 4, run.stdout[-2000:] + run.stderr[-2000:]
+        assert len({r["digest"] for r in ok}) == 1
+    buffer = 3_000_001 * 4 * 4                        # 4 all-reduces of 12 MB
+    print(f"bytes out of host 1 per all-reduce buffer: hierarchical {sent['1'] / buffer:.3f}, "
+          f"flat ring {sent['0'] / buffer:.3f}")
+    assert 0.9 * buffer < sent["1"] < 1.3 * buffer, sent
+    assert sent["0"] > 1.4 * buffer and sent["1"] < 0.8 * sent["0"], sent
