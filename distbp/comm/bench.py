@@ -10,9 +10,11 @@ Prints, per size: median time of a warmed-up call (the slowest rank's time for e
 bandwidth (bytes / time) and bus bandwidth (bytes * 2(N-1)/N / time, comparable across N as in
 nccl-tests), then the bus bandwidth of MPI_Allreduce (in place) and gloo's all_reduce and our ratio
 to each (>1: distbp is faster). With --backend local the MPI peer runs as `mpiexec -n N` in a
-subprocess; gloo runs in the same worker processes over loopback TCP when PyTorch is installed.
+subprocess; gloo runs in the same worker processes over TCP when PyTorch is installed (loopback on
+one host, rank 0's host address across hosts). `--peers mpi` keeps MPI's comparison only.
 """
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -24,10 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from distbp.comm import hosts
 from distbp.errors import UsageError
 
 SIZES = "4K,64K,1M,4M,16M,40M,100M"
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+PEERS = ("mpi", "gloo")
+GLOO_TIMEOUT = float(os.environ.get("DISTBP_BENCH_GLOO_TIMEOUT", "20"))  # seconds to join
 
 
 def parse_sizes(text):
@@ -89,22 +94,41 @@ def run_rank(comm, sizes, iters, dtype, peers, ours=True, buffer="numpy"):
     return out
 
 
-def _gloo_group(comm):
-    """torch.distributed on gloo over loopback (benchmark peer only); None without PyTorch."""
+def _gloo_group(comm, timeout=GLOO_TIMEOUT):
+    """torch.distributed on gloo (benchmark peer only), its rendezvous on an address of rank 0 that
+    every rank can reach (hosts.reachable_address: loopback on one host). None without PyTorch or
+    if any rank cannot join within `timeout` seconds (then every rank goes on without gloo)."""
     try:
         import torch
         import torch.distributed
     except ImportError:
         return None
+    addr = hosts.reachable_address(comm)
     port = None
     if comm.rank == 0:
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind((addr, 0))
             port = s.getsockname()[1]
     port = comm.broadcast_object(port)
+    if addr != "127.0.0.1" and "GLOO_SOCKET_IFNAME" not in os.environ and hosts.interface():
+        # gloo binds its pairs to the host name's address, 127.0.0.1 inside a namespace host
+        os.environ["GLOO_SOCKET_IFNAME"] = hosts.interface()
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
-                                         rank=comm.rank, world_size=comm.size)
+    error = None
+    try:
+        torch.distributed.init_process_group("gloo", init_method=f"tcp://{addr}:{port}",
+                                             rank=comm.rank, world_size=comm.size,
+                                             timeout=datetime.timedelta(seconds=timeout))
+    except Exception as e:  # a peer only: say why and go on without it
+        error = f"{type(e).__name__}: {str(e)[:200]}"
+    errors = comm.allgather_object(error)
+    if any(errors):
+        if comm.rank == 0:
+            bad = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
+            print(f"(gloo peer skipped: tcp://{addr}:{port} not joined; {bad[0]})", file=sys.stderr)
+        if error is None:
+            torch.distributed.destroy_process_group()
+        return None
     return torch
 
 
@@ -178,13 +202,20 @@ def main(argv):
                    help="what distbp reduces: a plain numpy array (default), or comm.empty() "
                         "symmetric memory, read by the peers where it lies on one node (the "
                         "peers always reduce a plain numpy array)")
-    p.add_argument("--no-peers", action="store_true", help="time distbp only")
+    p.add_argument("--no-peers", action="store_true", help="time distbp only (= --peers none)")
+    p.add_argument("--peers", default="mpi,gloo",
+                   help="comparisons to run, comma-separated from mpi,gloo, or none (default "
+                        "mpi,gloo; across hosts gloo meets at rank 0's host address, or "
+                        "MASTER_ADDR, and is skipped if it cannot join within "
+                        "DISTBP_BENCH_GLOO_TIMEOUT seconds, default 20)")
     p.add_argument("--only-mpi", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the raw timings as JSON")
     args = p.parse_args(argv)
     sizes = parse_sizes(args.sizes)
     backend = args.backend or ("mpi" if world.mpi_world_size() > 1 else "local")
-    peers = [] if args.no_peers else ["mpi", "gloo"]
+    peers = [] if args.no_peers or args.peers == "none" else [q.strip() for q in args.peers.split(",")]
+    if any(q not in PEERS for q in peers):
+        raise UsageError(f"--peers: {args.peers!r}; choose from mpi,gloo or none")
     if args.transport and backend != "mpi":
         raise UsageError("--transport applies to the mpi backend only (run under mpiexec)")
     if backend == "mpi":

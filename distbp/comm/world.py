@@ -54,6 +54,8 @@ def init(backend="auto", timeout=None, debug=None, **options):
     else:
         from distbp.comm.mpi import MPICommunicator
         comm = MPICommunicator(timeout=timeout, debug=debug, **options)
+        from distbp.comm import hierarchical    # several hosts with several ranks each: 2 levels
+        comm = hierarchical.wrap(comm) or comm
     _open.append(comm)
     return comm
 

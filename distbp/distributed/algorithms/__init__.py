@@ -1,0 +1,1 @@
+"""distbp.distributed.algorithms: torch.distributed.algorithms' layout (ddp_comm_hooks)."""
