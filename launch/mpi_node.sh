@@ -16,13 +16,13 @@
 # Env: MPI_HOSTS (required, e.g. "mpi-0 mpi-1"), MPI_HOSTFILE (/etc/distbp/hostfile),
 #      MPI_SSH_DIR (/mpi-ssh), MPI_HOSTNAME (this node's name in MPI_HOSTS; `hostname`).
 set -euo pipefail
-hosts="${MPI_HOSTS:?set MPI_HOSTS to the host names of the MPI group, e.g. mpi-0 mpi-1}"
+read -ra hosts <<< "${MPI_HOSTS:?set MPI_HOSTS to the host names of the MPI group, e.g. mpi-0 mpi-1}"
 hostfile="${MPI_HOSTFILE:-/etc/distbp/hostfile}"
 keys="${MPI_SSH_DIR:-/mpi-ssh}"
 me="${MPI_HOSTNAME:-$(hostname)}"
-case " $hosts " in
+case " ${hosts[*]} " in
     *" $me "*) ;;
-    *) echo "launch/mpi_node.sh: this node ($me) is not in MPI_HOSTS ($hosts)" >&2; exit 2 ;;
+    *) echo "launch/mpi_node.sh: this node ($me) is not in MPI_HOSTS ($MPI_HOSTS)" >&2; exit 2 ;;
 esac
 
 mkdir -p "$keys" /run/sshd /root/.ssh "$(dirname "$hostfile")"
@@ -49,7 +49,7 @@ Host *
     BatchMode yes
     LogLevel ERROR
 EOF
-printf '%s\n' $hosts > "$hostfile"
+printf '%s\n' "${hosts[@]}" > "$hostfile"
 exec /usr/sbin/sshd -D -e \
     -o HostKey=/etc/ssh/ssh_host_ed25519_key \
     -o AuthorizedKeysFile="$keys/authorized_keys" \
