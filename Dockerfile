@@ -3,10 +3,10 @@
 # launch/docker_image.sh                                      # the same with the options this machine needs
 #
 # One image for the whole demo cluster (docker-compose.yml): Ray head and workers (launch/ray_head.sh,
-# launch/ray_worker.sh) and MPI nodes (launch/mpi_node.sh: sshd, so that MPICH's mpiexec reaches them).
+# launch/ray_worker.sh) and MPI nodes (launch/mpi_node.sh: sshd for MPICH's mpiexec, and Slurm).
 # Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1 before that).
-# No private key is in the image: sshd's host key and the MPI nodes' login key are made when a
-# container starts (launch/mpi_node.sh), the login key into a volume only the MPI services mount.
+# No private key is in the image: sshd's host key, the MPI nodes' login key and munge's key are made
+# when a container starts (launch/mpi_node.sh), the group's keys into a volume only they mount.
 #
 # Layers, from the least to the most often changed: system packages; the Python dependencies, listed
 # from pyproject.toml alone (editing the code or README.md reuses them: Ray is not reinstalled);
@@ -15,13 +15,14 @@
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
-# ssh for MPICH's launcher; python3 with venv only where the base has no Python (plain Debian).
-# The package's pre-made host keys are deleted: each container makes its own at start-up.
+# ssh for MPICH's launcher, Slurm with munge (the MPI nodes are also a Slurm cluster, 14 MB);
+# python3 with venv only where the base has no Python (plain Debian). The keys that the packages
+# make at install time (sshd's host keys, munge's key) are deleted: they are made at start-up.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        openssh-server openssh-client procps \
+        openssh-server openssh-client procps slurmd slurmctld slurm-client munge \
         $(command -v python3 >/dev/null || echo python3 python3-venv) \
- && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /etc/munge/munge.key
 
 # A virtual environment: Debian's own python3 refuses pip installs into the system (PEP 668).
 ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1

@@ -1,7 +1,8 @@
 """The demo cluster of docker-compose.yml, really started: the image built by launch/docker_image.sh
 (its code layer rebuilt from this checkout), `docker-compose up`, a Ray job submitted to the head with
-token authentication on, an MPI job across the two MPI containers, each ending where the local backend
-ends in the same container; then `docker-compose down -v`, also when a test fails.
+token authentication on, an MPI job across the two MPI containers by ssh and the same by Slurm
+(launch/slurm.sh under sbatch, both launchers), each ending where the local backend ends in the same
+container; then `docker-compose down -v`, also when a test fails.
 
 Skipped, with the reason, where no Docker engine answers or no base image is at hand (CI: .ci/run
 starts dockerd and makes local/debian:bookworm with launch/debian_base.sh)."""
@@ -94,6 +95,9 @@ def cluster():
         c.wait("ssh between the MPI nodes", lambda: all(
             c.run("exec", "-T", a, "ssh", b, "true").returncode == 0
             for a, b in (("mpi-0", "mpi-1"), ("mpi-1", "mpi-0"))))
+        c.wait("2 idle Slurm nodes", lambda: c.run(
+            "exec", "-T", "mpi-0", "sinfo", "-h", "-N", "-o", "%N %T").stdout.split()
+            == ["mpi-0", "idle", "mpi-1", "idle"])
         print(f"\nimage built in {t1 - t0:.0f} s, cluster up in {time.monotonic() - t1:.0f} s")
         yield c
     finally:
@@ -107,20 +111,48 @@ def _alive_ray_nodes(c):
     return len(json.loads(proc.stdout)) if proc.returncode == 0 else 0
 
 
-def test_mpi_job_across_two_containers_matches_local(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def mpi_reference(cluster, tmp_path_factory):
+    """tests/parallel/tiny.yaml in /runs/cfg, and its local run (one process) on mpi-0."""
+    cluster.put("mpi-0", ROOT / "tests" / "parallel" / "tiny.yaml", "/runs/cfg/tiny.yaml")
+    cluster.exec("mpi-0", "distbp", "train", "--config", "/runs/cfg/tiny.yaml", "--backend",
+                 "local", "--workers", "1", "--out", "/runs/local", "--quiet")
+    return params(cluster.fetch("mpi-0", "/runs/local", tmp_path_factory.mktemp("ref") / "local"))
+
+
+def test_image_holds_no_private_key(cluster):
+    found = _sh(["docker", "run", "--rm", "--network", "none", IMAGE, "sh", "-c",
+                 "find / -xdev \\( -name 'ssh_host_*' -o -name 'id_rsa*' -o -name 'id_ed25519*' "
+                 "-o -name 'id_ecdsa*' -o -name 'munge.key' "
+                 "-o -name authorized_keys -o -name auth_token \\) -print; "
+                 "grep -rlE 'BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY' /etc /root /opt/distbp || true"])
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == []
+
+
+def test_mpi_job_across_two_containers_matches_local(cluster, mpi_reference, tmp_path):
     hosts = cluster.exec("mpi-0", "mpiexec", "-f", "/etc/distbp/hostfile", "-n", "2", "hostname")
     assert sorted(hosts.split()) == ["mpi-0", "mpi-1"]
-    cluster.put("mpi-0", ROOT / "tests" / "parallel" / "tiny.yaml", "/runs/cfg/tiny.yaml")
     out = cluster.exec("mpi-0", "launch/mpirun_hostfile.sh", "/etc/distbp/hostfile",
                        "/runs/cfg/tiny.yaml", "--out", "/runs/mpi", "--quiet")
     assert "done: 6 steps on 2 worker(s)" in out
-    cluster.exec("mpi-0", "distbp", "train", "--config", "/runs/cfg/tiny.yaml", "--backend",
-                 "local", "--workers", "1", "--out", "/runs/local", "--quiet")
     mpi = cluster.fetch("mpi-0", "/runs/mpi", tmp_path / "mpi")
-    ref = cluster.fetch("mpi-0", "/runs/local", tmp_path / "local")
-    assert max_diff(params(ref), params(mpi)) < 1e-12
+    assert max_diff(mpi_reference, params(mpi)) < 1e-12
     summary = json.loads((mpi / "summary.json").read_text())
     assert summary["backend"] == "mpi" and summary["world_size"] == 2
+
+
+@pytest.mark.parametrize("launcher", ["mpiexec", "srun"])
+def test_slurm_batch_job_on_two_nodes_matches_local(cluster, mpi_reference, tmp_path, launcher):
+    """launch/slurm.sh as it stands (2 nodes x 1 task x 2 CPUs), under `sbatch --wait`."""
+    log = f"/runs/slurm-{launcher}.out"
+    cluster.exec("mpi-0", "env", f"LAUNCHER={launcher}", "sbatch", "--wait", "-o", log,
+                 "launch/slurm.sh", "/runs/cfg/tiny.yaml", "--out", f"/runs/slurm-{launcher}",
+                 "--quiet")
+    out = cluster.exec("mpi-0", "cat", log)
+    assert "2 rank(s) on mpi-[0-1]" in out and "done: 6 steps on 2 worker(s)" in out, out
+    run = cluster.fetch("mpi-0", f"/runs/slurm-{launcher}", tmp_path / "run")
+    assert max_diff(mpi_reference, params(run)) < 1e-12
 
 
 def test_ray_job_submitted_to_the_head_matches_local(cluster, tmp_path):
