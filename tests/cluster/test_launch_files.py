@@ -2,7 +2,8 @@
 exist: launch/slurm.sh by `bash -n` and ShellCheck (as is every launch/*.sh), and its refusal to run
 outside an allocation; launch/kuberay_rayjob.yaml's pod templates and volume claim strictly against
 Kubernetes' own schemas (kubernetes-validate), its RayJob fields against KubeRay's API (RAYJOB below).
-Slurm ships no offline checker: `sbatch --test-only` needs a running slurmctld."""
+Slurm ships no offline checker (`sbatch --test-only` needs a running slurmctld): test_compose.py
+runs launch/slurm.sh on the compose cluster's two Slurm nodes instead."""
 import shutil
 import subprocess
 from pathlib import Path
