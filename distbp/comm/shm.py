@@ -276,9 +276,12 @@ class ShmTransport:
                 self._check_described(q)
 
     def _check_described(self, q, early=False):
-        mine, theirs = self._described(self.rank), self._described(q)
-        if early:  # q is in this very collective (its descriptor is written before its seq) ...
+        if early:
+            # q's sequence number first, then its descriptor: q writes the descriptor before the
+            # number, so read in this order a descriptor is this collective's, never the last one's
             same = self.header[self._blocks[q] + R_ENTERED] == self.header[self._me + R_ENTERED]
+        mine, theirs = self._described(self.rank), self._described(q)
+        if early:  # q is in this very collective ...
             if not (same and mine[0] > 0 and theirs[0] == 0):  # ... but took the ring
                 return
         if theirs != mine and mine[0] < 0:

@@ -22,7 +22,7 @@ def make_hook(comm, name):
     return powerSGD_hook.powerSGD_hook, powerSGD_hook.PowerSGDState(comm, **kwargs)
 
 
-def run_cases(names, weights=None, is_last=True):
+def run_cases(rank, names, weights=None, is_last=True):
     """Every case on the hook_cases gradients, each rank's buffer pre-weighted by weights[rank]
     (default 1/world: torch's equal shares). -> {"case/step": result} of this rank."""
     comm = distbp.comm.init("local")
@@ -38,7 +38,7 @@ def run_cases(names, weights=None, is_last=True):
     return out
 
 
-def powersgd_resume(split, steps, kwargs):
+def powersgd_resume(rank, split, steps, kwargs):
     """Run `steps` PowerSGD steps straight, and again with the state saved after `split` steps and
     loaded into a fresh PowerSGDState (a resumed run). -> (straight results, resumed results)."""
     comm = distbp.comm.init("local")
@@ -57,7 +57,7 @@ def powersgd_resume(split, steps, kwargs):
     return runs
 
 
-def two_buckets_async(name):
+def two_buckets_async(rank, name):
     """Two buckets, the first launched async before the second (as the reducer does), waited in
     order: the collectives must pair up across ranks. -> the two results."""
     comm = distbp.comm.init("local")
@@ -70,7 +70,7 @@ def two_buckets_async(name):
     return [f.wait().copy() for f in futs]
 
 
-def ddp_powersgd(steps, hook_name):
+def ddp_powersgd(rank, steps, hook_name):
     """A small MLP under DDP with a registered hook, trained `steps` SGD steps on this rank's
     data. -> its parameters (identical on every rank if the hook hands every rank the same bits)."""
     import distbp

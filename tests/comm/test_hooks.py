@@ -41,7 +41,7 @@ def test_three_ranks_same_bits_and_uneven_shares():
     as a float64 sum rounds, the compressed ones close to it; every rank holds the same bits."""
     weights = [1 / 2, 1 / 3, 1 / 6]
     names = ["allreduce", "fp16", "bf16", "powerSGD_r1", "powerSGD_r2_cold"]
-    res = spawn(hook_workers.run_cases, 3, args=(names, weights), timeout=60)
+    res = spawn(hook_workers.run_cases, nprocs=3, args=(names, weights), timeout=60)
     for step in range(hook_cases.STEPS):
         want = sum(w * hook_cases.gradients(r, step, "float64") for r, w in enumerate(weights))
         for name in names:
@@ -55,7 +55,7 @@ def test_three_ranks_same_bits_and_uneven_shares():
 
 def test_powersgd_resumed_from_state_dict_continues_exactly():
     kwargs = dict(matrix_approximation_rank=2, start_powerSGD_iter=2)
-    for straight, resumed in spawn(hook_workers.powersgd_resume, 2, args=(4, 7, kwargs)):
+    for straight, resumed in spawn(hook_workers.powersgd_resume, nprocs=2, args=(4, 7, kwargs)):
         for a, b in zip(straight, resumed):
             np.testing.assert_array_equal(a, b)
 
@@ -95,7 +95,7 @@ def test_zero_gradient_orthogonalizes_to_zeros_not_nan():
 
 @pytest.mark.parametrize("name", ["fp16", "bf16", "powerSGD_r1"])
 def test_async_buckets_pair_up_across_ranks(name):
-    a, b = spawn(hook_workers.two_buckets_async, 2, args=(name,), timeout=60)
+    a, b = spawn(hook_workers.two_buckets_async, nprocs=2, args=(name,), timeout=60)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -115,6 +115,6 @@ def test_bf16_hook_refuses_other_dtypes():
 
 @pytest.mark.parametrize("hook", ["powerSGD", "bf16_compress_hook"])
 def test_under_ddp_every_rank_keeps_the_same_parameters(hook):
-    ranks = spawn(hook_workers.ddp_powersgd, 2, args=(4, hook), timeout=60)
+    ranks = spawn(hook_workers.ddp_powersgd, nprocs=2, args=(4, hook), timeout=60)
     for p, q in zip(*ranks):
         np.testing.assert_array_equal(p, q)

@@ -27,7 +27,7 @@ def oracle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ours():
-    return spawn(hook_workers.run_cases, hook_cases.WORLD, args=(list(hook_cases.CASES),),
+    return spawn(hook_workers.run_cases, nprocs=hook_cases.WORLD, args=(list(hook_cases.CASES),),
                  timeout=60)
 
 

@@ -70,7 +70,7 @@ def max_diff(model, flat_bits):
 
 # -- 1. the mean over the global batch, sample-weighted -----------------------------------------
 
-def _mean_worker(sizes, norm, penalty, torch_style):
+def _mean_worker(rank, sizes, norm, penalty, torch_style):
     comm = C.init("local", timeout=60)
     x, y = data()
     lo = sum(sizes[:comm.rank])
@@ -96,7 +96,7 @@ def _mean_worker(sizes, norm, penalty, torch_style):
 def test_mean_loss_ends_where_one_process_ends(sizes):
     x, y = data()
     ref = reference([(x, y)] * 3)
-    for r in C.spawn(_mean_worker, len(sizes), args=(sizes, False, False, False), timeout=120):
+    for r in C.spawn(_mean_worker, nprocs=len(sizes), args=(sizes, False, False, False), timeout=120):
         assert max_diff(ref, r["bits"]) < 1e-12, sizes
         assert r["never"] and r["buckets"] > 3
 
@@ -104,15 +104,15 @@ def test_mean_loss_ends_where_one_process_ends(sizes):
 def test_uneven_shards_with_sync_batchnorm_and_a_penalty_are_exact_and_torch_style_is_biased():
     x, y = data()
     sizes = [43, 43, 42]
-    ours = C.spawn(_mean_worker, 3, args=(sizes, True, True, False), timeout=120)
+    ours = C.spawn(_mean_worker, nprocs=3, args=(sizes, True, True, False), timeout=120)
     ref = reference([(x, y)] * 3, norm=True, penalty=True)
     assert ours[0]["bits"] == ours[1]["bits"] == ours[2]["bits"]
     assert max_diff(ref, ours[0]["bits"]) < 1e-12
     # torch's equal weighting on the same shards: the 42 samples count as 43, off by ~1e-4 here
-    biased = C.spawn(_mean_worker, 3, args=(sizes, True, True, True), timeout=120)
+    biased = C.spawn(_mean_worker, nprocs=3, args=(sizes, True, True, True), timeout=120)
     assert max_diff(ref, biased[0]["bits"]) > 1e-6
     # ... and exact when the shards are even
-    even = C.spawn(_mean_worker, 2, args=([64, 64], True, True, True), timeout=120)
+    even = C.spawn(_mean_worker, nprocs=2, args=([64, 64], True, True, True), timeout=120)
     assert max_diff(ref, even[0]["bits"]) < 1e-12
 
 
@@ -171,7 +171,7 @@ def _schedules(ddp, r, mb):
             "two_forwards": two_forwards, "discarded_forward": discarded_forward, "heads": heads}
 
 
-def _schedule_worker(repeats):
+def _schedule_worker(rank, repeats):
     comm = C.init("local", timeout=60)
     model = Net()
     ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS)
@@ -226,7 +226,7 @@ def test_every_schedule_is_right_on_every_rank_every_run():
         return model
 
     want = {"heads": ref(heads)}
-    r0, r1 = C.spawn(_schedule_worker, 2, args=(10,), timeout=180)
+    r0, r1 = C.spawn(_schedule_worker, nprocs=2, args=(10,), timeout=180)
     for name in _schedules(None, 0, mb):
         runs = r0[name]["runs"] + r1[name]["runs"]
         assert all(b == runs[0] for b in runs), f"{name}: ranks or runs differ"
@@ -241,7 +241,7 @@ def test_every_schedule_is_right_on_every_rank_every_run():
 
 # -- 3. communication hooks -------------------------------------------------------------------
 
-def _hook_worker(custom):
+def _hook_worker(rank, custom):
     comm = C.init("local", timeout=60)
     x, y = data()
     mine = slice(43 * comm.rank, 43 * comm.rank + 43)
@@ -271,8 +271,8 @@ def _hook_worker(custom):
 
 
 def test_custom_comm_hook_replaces_the_default_reduction():
-    plain = C.spawn(_hook_worker, 2, args=(False,), timeout=120)
-    hooked = C.spawn(_hook_worker, 2, args=(True,), timeout=120)
+    plain = C.spawn(_hook_worker, nprocs=2, args=(False,), timeout=120)
+    hooked = C.spawn(_hook_worker, nprocs=2, args=(True,), timeout=120)
     n = hooked[0]["buckets"]
     for r in hooked:
         assert [s[0] for s in r["seen"]] == list(range(n)) * 2      # every bucket, in order
@@ -299,7 +299,7 @@ def join_batches():
     return out
 
 
-def _join_worker(throw=False, reduction="mean"):
+def _join_worker(rank, throw=False, reduction="mean"):
     comm = C.init("local", timeout=60)
     model = Net()
     ddp = DDP(model, comm=comm, bucket_cap_mb=TINY_BUCKETS, grad_reduction=reduction)
@@ -324,17 +324,17 @@ def test_join_with_uneven_batch_counts():
         parts = [b[r][k] for r in (0, 1) if k < len(b[r])]
         steps.append((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
     ref = reference(steps)
-    r0, r1 = C.spawn(_join_worker, 2, timeout=120)
+    r0, r1 = C.spawn(_join_worker, nprocs=2, timeout=120)
     assert r0 == r1
     assert max_diff(ref, r0) < 1e-12
     for reduction in ("mean", "sum"):   # every rank stops at the first round rank 0 misses
-        r0, r1 = C.spawn(_join_worker, 2, args=(True, reduction), timeout=120)
+        r0, r1 = C.spawn(_join_worker, nprocs=2, args=(True, reduction), timeout=120)
         assert r0 == {"error": "rank 0 ran out of inputs before the others "
                                "(join(throw_on_early_termination=True))", "steps": 2}
         assert r1["steps"] == 2 and "rank 1: 1 rank(s) ran out of inputs" in r1["error"]
 
 
-def _join_norm_worker():
+def _join_norm_worker(rank):
     comm = C.init("local", timeout=60)
     ddp = DDP(Net(norm=True), comm=comm)
     try:
@@ -345,11 +345,11 @@ def _join_norm_worker():
 
 
 def test_join_refuses_batchnorm():
-    for msg in C.spawn(_join_norm_worker, 2, timeout=60):
+    for msg in C.spawn(_join_norm_worker, nprocs=2, timeout=60):
         assert "batch-norm layer 'norm'" in msg
 
 
-def _ran_out_worker():
+def _ran_out_worker(rank):
     comm = C.init("local", timeout=2)
     model = Net()
     ddp = DDP(model, comm=comm)
@@ -363,4 +363,4 @@ def _ran_out_worker():
 
 def test_a_rank_out_of_batches_without_join_is_named():
     with pytest.raises(Exception, match=r"if rank 0 ran out of batches.*ddp.join\(\)"):
-        C.spawn(_ran_out_worker, 2, timeout=10)
+        C.spawn(_ran_out_worker, nprocs=2, timeout=10)

@@ -67,7 +67,7 @@ def test_one_process_is_the_plain_optimizer():
     assert 4 not in opt.state_dict()["state"]
 
 
-def _worker(with_ddp):
+def _worker(rank, with_ddp):
     comm = C.init("local", timeout=60)
     x, y = batch()
     model = Net()
@@ -100,7 +100,7 @@ def test_two_ranks_with_and_without_ddp():
     ref, ref_state = plain_run()
     total = 2 * sum(p.data.size for n, p in ref.named_parameters() if not n.startswith("unused"))
     for with_ddp in (False, True):
-        r0, r1 = C.spawn(_worker, 2, args=(with_ddp,), timeout=120)
+        r0, r1 = C.spawn(_worker, nprocs=2, args=(with_ddp,), timeout=120)
         assert r0["bits"] == r1["bits"]
         mine = np.array(r0["bits"], np.uint64).view(np.float64)
         want = np.concatenate([p.data.ravel() for p in ref.parameters()])

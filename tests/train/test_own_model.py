@@ -189,7 +189,7 @@ def api_fit(out, comm, reduction):
                    test_set=(xt, yt), loss_fn=nn.MSELoss(reduction=reduction)).fit()
 
 
-def _api_worker(out, reduction):
+def _api_worker(rank, out, reduction):
     return api_fit(out, C.init("local", timeout=60), reduction)
 
 
@@ -197,7 +197,7 @@ def test_trainer_api_sum_and_per_sample_losses_agree_across_world_sizes(tmp_path
     """reduction='sum' on one process, reduction='none' (per-element) on two: the same parameters,
     and the same as the built-in mse loss (torch's mean over the global batch)."""
     one = api_fit(tmp_path / "one", C.init("single"), "sum")
-    two = C.spawn(_api_worker, 2, args=(tmp_path / "two", "none"), timeout=60)[0]
+    two = C.spawn(_api_worker, nprocs=2, args=(tmp_path / "two", "none"), timeout=60)[0]
     assert max_diff(params(tmp_path / "one"), params(tmp_path / "two")) < 1e-12
     assert one["test_r2"] == pytest.approx(two["test_r2"], abs=1e-12)
     records = [json.loads(l) for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
