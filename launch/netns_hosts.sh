@@ -7,6 +7,7 @@
 #   NETNS_HOSTS=2 launch/mpirun_hostfile.sh hosts.txt configs/mnist1d_cnn.yaml   # a job across them
 #   launch/netns_hosts.sh run 1 hostname      # a command on host 1 (its own host name: distbp-h1)
 #   launch/netns_hosts.sh cut 2       # take host 2's link down (its veth in the bridge namespace)
+#   launch/netns_hosts.sh heal 2      # and up again
 #   launch/netns_hosts.sh down 3      # delete them all (also done by `up` if it fails half way)
 #   eval "$(launch/netns_hosts.sh env)"   # the MPICH settings that keep MPI's traffic on the veths
 #
@@ -54,6 +55,7 @@ profile() {     # profile NAME -> "rate burst"
 }
 
 shape() {       # shape N PROFILE: both ends of each host's veth
+    # shellcheck disable=SC2046  # "rate burst": two words on purpose
     set -- "$1" $(profile "$2")
     i=0
     while [ "$i" -lt "$1" ]; do
@@ -82,6 +84,7 @@ in_host() {     # in_host K command...: host K's network namespace and host name
 case "${1:-}" in
 up)
     n=$2
+    # shellcheck disable=SC2154  # rc is assigned inside the trap
     trap 'rc=$?; [ "$rc" -eq 0 ] || down "$n"; exit "$rc"' EXIT     # half made: remove it all
     ip netns add "${PREFIX}_sw"
     ip -n "${PREFIX}_sw" link add br0 type bridge
@@ -121,6 +124,8 @@ down)
     down "$2" ;;
 cut)
     ip -n "${PREFIX}_sw" link set "h$2" down ;;
+heal)
+    ip -n "${PREFIX}_sw" link set "h$2" up ;;
 *)
     # hydra's ssh launcher: [options] host command...
     while [ "${1#-}" != "$1" ]; do shift; done

@@ -117,7 +117,9 @@ class ShmTransport:
         self._me = rank_word(rank, 0)  # my block
         self._blocks = [rank_word(q, 0) for q in range(size)]
         self._peers = [q for q in range(size) if q != rank]
-        self._unchecked = []  # peers whose call at my current seq I have not compared with mine
+        # [(call, codes, peers)]: my recent calls and the peers whose call at the same seq I have
+        # not compared with mine yet (a call can end before a peer enters it: a broadcast root)
+        self._unchecked = []
         self.call = None
         self._syncs = 0
         # Symmetric memory needs names for its files; a segment made by hand (no name) has none.
@@ -179,7 +181,7 @@ class ShmTransport:
         self.declare(*desc)
         h, me, k = self.header, self._me, call.seq % HISTORY
         e = me + HIST + k * ENTRY_WORDS
-        codes = self._codes = call.codes()
+        codes = call.codes()
         h[e + 1], h[e + 2], h[e + 3], h[e + 4] = codes
         h[e], h[e + 5], h[e + 6] = call.seq, time.monotonic_ns(), 0
         if call.tag:
@@ -189,7 +191,7 @@ class ShmTransport:
         # Compared with the peers' calls when waiting (a peer in another collective is why nothing
         # moves) and before returning (a mismatch of equal byte counts moves data): not here, on
         # the way to the first send.
-        self._unchecked = self._peers
+        self._unchecked.append((call, codes, self._peers))
 
     def end(self, call):
         if self._unchecked:
@@ -208,22 +210,26 @@ class ShmTransport:
         return flight.Call.from_codes(seq, h[e + 1], h[e + 2], h[e + 3], h[e + 4], tag)
 
     def _check_calls(self):
-        """Compare my call with those of the peers that have reached its sequence number."""
-        h, call, blocks = self.header, self.call, self._blocks
-        seq, codes, left = call.seq, self._codes, []
-        for q in self._unchecked:
-            b = blocks[q]
-            if h[b + R_ENTERED] < seq:
-                left.append(q)
-                continue
-            e = b + HIST + (seq % HISTORY) * ENTRY_WORDS
-            if h[e] != seq:
-                continue    # q is HISTORY calls ahead (cannot happen with the channels' depth)
-            if (h[e + 1], h[e + 2], h[e + 3], h[e + 4]) != codes:
-                theirs = self._published(q, seq)
-                if theirs is not None and theirs.codes() != codes:
-                    self._report(q, flight.mismatch_message(self.rank, call, q, theirs))
-        self._unchecked = left
+        """Compare my recent calls with those of the peers that have reached their sequence
+        numbers; a peer still behind one stays to be compared at the next check."""
+        h, blocks, pending = self.header, self._blocks, []
+        for call, codes, peers in self._unchecked:
+            seq, left = call.seq, []
+            for q in peers:
+                b = blocks[q]
+                if h[b + R_ENTERED] < seq:
+                    left.append(q)
+                    continue
+                e = b + HIST + (seq % HISTORY) * ENTRY_WORDS
+                if h[e] != seq:
+                    continue    # q is HISTORY calls ahead: its entry for seq is overwritten
+                if (h[e + 1], h[e + 2], h[e + 3], h[e + 4]) != codes:
+                    theirs = self._published(q, seq)
+                    if theirs is not None and theirs.codes() != codes:
+                        self._report(q, flight.mismatch_message(self.rank, call, q, theirs))
+            if left:
+                pending.append((call, codes, left))
+        self._unchecked = pending
 
     def _report(self, q, message, kind=REPORTED, code=0):
         """Publish a failure found here (so every rank stops at once, saying the same) and raise."""
@@ -480,7 +486,6 @@ class ShmTransport:
 
     def _mismatch(self, sent, expected, peer=None):
         peer = self.left if peer is None else peer
-        self._unchecked = self._peers
         self._check_calls()     # the peer's call at this seq, if it is another one, names both
         raise CommError(f"{self.op}: rank {peer} sent a {sent}-byte message but rank {self.rank} "
                         f"expected {expected} bytes (different sizes or dtypes on different ranks)",

@@ -134,6 +134,7 @@ class Optimizer:
                 else:
                     p.grad.fill(0)
 
+    @_with_pre_hooks        # subclasses that define their own step() are wrapped by __init_subclass__
     def step(self, closure=None):
         """Run `closure` (which recomputes the loss) under grad mode, then update; returns its loss."""
         loss = None
