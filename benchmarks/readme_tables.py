@@ -36,7 +36,6 @@ TABLES = {
         "local, symmetric buffer (`comm.empty`), N=2", "local, numpy array, N=2",
         "mpi ring (default: shared memory), N=2", "mpi ring over MPI messages, N=2",
         "local, symmetric buffer, N=4 (4 processes on 2 cores)"]}),
-    "backends": ("backends.md", None, None),
 }
 
 MARKER = re.compile(r"^<!-- readme-table: (.*?) -->\s*$")
