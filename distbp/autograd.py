@@ -51,6 +51,21 @@ def is_grad_enabled():
     return _mode.enabled
 
 
+def _in_mode(func, mode):
+    """func wrapped so that grad mode is `mode` while it runs (the decorator form of the modes)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        prev = _mode.enabled
+        _mode.enabled = mode
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _mode.enabled = prev
+    return wrapper
+
+
 class _GradModeContext:
     """Context manager that is also a decorator (`@distbp.no_grad()` or `@distbp.no_grad`)."""
     enabled = True
@@ -70,19 +85,7 @@ class _GradModeContext:
         return False
 
     def __call__(self, func):
-        import functools
-
-        mode = self.enabled
-
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            prev = _mode.enabled
-            _mode.enabled = mode
-            try:
-                return func(*args, **kwargs)
-            finally:
-                _mode.enabled = prev
-        return wrapper
+        return _in_mode(func, self.enabled)
 
 
 class no_grad(_GradModeContext):
@@ -129,19 +132,8 @@ class set_grad_enabled:
         return False
 
     def __call__(self, func):
-        import functools
         _mode.enabled = self._prev  # as a decorator the mode applies only during calls
-        mode = self.mode
-
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            prev = _mode.enabled
-            _mode.enabled = mode
-            try:
-                return func(*args, **kwargs)
-            finally:
-                _mode.enabled = prev
-        return wrapper
+        return _in_mode(func, self.mode)
 
 
 # ---------------------------------------------------------------- helpers for backward rules

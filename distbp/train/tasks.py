@@ -30,23 +30,6 @@ from distbp.nn import functional as F
 from distbp.train import metrics as M
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """torch's F.binary_cross_entropy_with_logits (without weight / pos_weight), composed:
-    max(x, 0) - x*y + log(1 + exp(-|x|)), which never overflows."""
-    y = target.data if hasattr(target, "data") else np.asarray(target)
-    if tuple(y.shape) != tuple(input.shape):
-        raise ValueError(f"binary_cross_entropy_with_logits: input of shape {tuple(input.shape)} "
-                         f"and target of shape {tuple(y.shape)} differ")
-    loss = F.relu(input) - input * y + (1 + (-input.abs()).exp()).log()
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 class Task:
     loss_name = ""
 
@@ -152,7 +135,7 @@ class MultiLabel(Regression):
     loss_name = "bce_with_logits"
 
     def loss(self, out, y):
-        return binary_cross_entropy_with_logits(out, y, reduction="sum")
+        return F.binary_cross_entropy_with_logits(out, y, reduction="sum")
 
     def check_targets(self, y):
         y = np.asarray(y)
