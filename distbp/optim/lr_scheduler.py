@@ -176,7 +176,23 @@ class MultiplicativeLR(LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
 
 
-class ChainedScheduler(LRScheduler):
+class _Composite:
+    """state_dict of a scheduler made of others (ChainedScheduler, SequentialLR): its own fields
+    and each child's state, not the optimizer or the child objects."""
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        for s, sd in zip(self._schedulers, state_dict.pop("_schedulers")):
+            s.load_state_dict(sd)
+        self.__dict__.update(state_dict)
+
+
+class ChainedScheduler(_Composite, LRScheduler):
     """Steps several schedulers together; their factors multiply (torch's recursive form)."""
 
     def __init__(self, schedulers, optimizer=None):
@@ -203,19 +219,9 @@ class ChainedScheduler(LRScheduler):
             s.step()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self):
-        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for s, sd in zip(self._schedulers, state_dict.pop("_schedulers")):
-            s.load_state_dict(sd)
-        self.__dict__.update(state_dict)
 
 
-class SequentialLR(LRScheduler):
+class SequentialLR(_Composite, LRScheduler):
     """Runs schedulers[i] from milestones[i-1] on; each restarts at its own epoch 0."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
@@ -245,16 +251,6 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
-        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for s, sd in zip(self._schedulers, state_dict.pop("_schedulers")):
-            s.load_state_dict(sd)
-        self.__dict__.update(state_dict)
 
 
 class WarmupCosine(LRScheduler):
