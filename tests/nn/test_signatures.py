@@ -1,7 +1,7 @@
 """Every nn.functional function and every layer of the functional families has torch's exact
 signature: parameter names, order, kinds and defaults (so positional calls mean the same thing;
 Conv2d's sixth argument is `dilation`, cross_entropy's third is `weight`). distbp may add
-keyword-only extensions (batch_norm's allreduce) but nothing positional."""
+keyword-only extensions but nothing positional."""
 import inspect
 import re
 
@@ -14,7 +14,9 @@ import distbp.nn.functional as F
 # torch builds these with boolean_dispatch (signature (*args, **kwargs)); the real one is here
 DISPATCHED = {"max_pool1d": "max_pool1d_with_indices", "max_pool2d": "max_pool2d_with_indices",
               "adaptive_max_pool1d": "adaptive_max_pool1d_with_indices",
-              "adaptive_max_pool2d": "adaptive_max_pool2d_with_indices"}
+              "adaptive_max_pool2d": "adaptive_max_pool2d_with_indices",
+              "max_pool3d": "max_pool3d_with_indices",
+              "adaptive_max_pool3d": "adaptive_max_pool3d_with_indices"}
 
 LAYER_FILES = ("activation", "attention", "conv", "distance", "dropout", "fold", "linear", "loss",
                "norm", "padding", "pooling", "sparse", "transformer", "upsampling")
