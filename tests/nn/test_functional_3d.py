@@ -1,12 +1,14 @@
-"""The 3-D convolutions and pools and max_unpool against torch.nn.functional in float64 (outputs
-and every input grad, then finite differences), one line per case, in the style of
-test_functional_more.py. These ops are composed from the 2-D primitives (conv3d.py, pooling3d.py)."""
+"""The 3-D convolutions and pools, max_unpool, fractional max pooling and conv_tbc against
+torch.nn.functional in float64 (outputs and every input grad, then finite differences), one line
+per case, in the style of test_functional_more.py. All are composed (conv3d.py, pooling3d.py,
+fractional.py, conv.py)."""
 import numpy as np
 import pytest
 import torch
 
 import distbp
 import distbp.nn.functional as F
+from distbp import nn
 from tests.opcheck import check, const, pos
 
 CONV3D = [
@@ -123,3 +125,50 @@ def test_max_pool3d_indices_round_trip_through_max_unpool3d():
 def test_bad_arguments_raise_naming_the_culprit(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------- fractional max pooling, conv_tbc
+
+_U = np.random.default_rng(6)
+FRACTIONAL = [
+    ("fractional_max_pool2d_size_indices", lambda m, x, u: m.F.fractional_max_pool2d(
+        x, 2, output_size=(4, 5), return_indices=True, _random_samples=u), (2, 3, 7, 9),
+     const(_U.uniform(size=(2, 3, 2)))),
+    ("fractional_max_pool2d_ratio", lambda m, x, u: m.F.fractional_max_pool2d(
+        x, (3, 2), output_ratio=(0.5, 0.6), _random_samples=u), (2, 3, 9, 10), const(_U.uniform(size=(2, 3, 2)))),
+    ("fractional_max_pool2d_with_indices_unbatched", lambda m, x, u: m.F.fractional_max_pool2d_with_indices(
+        x, 2, output_size=3, _random_samples=u), (3, 6, 5), const(_U.uniform(size=(1, 3, 2)))),
+    ("fractional_max_pool3d_size_indices", lambda m, x, u: m.F.fractional_max_pool3d(
+        x, 2, output_size=(3, 4, 2), return_indices=True, _random_samples=u), (1, 2, 5, 7, 4),
+     const(_U.uniform(size=(1, 2, 3)))),
+    ("fractional_max_pool3d_with_indices_ratio", lambda m, x, u: m.F.fractional_max_pool3d_with_indices(
+        x, (2, 1, 2), output_ratio=0.5, _random_samples=u), (1, 2, 6, 8, 6), const(_U.uniform(size=(1, 2, 3)))),
+    ("conv_tbc_pad", lambda m, x, w, b: m.F.conv_tbc(x, w, b, 1), (5, 2, 3), (3, 3, 4), (4,)),
+    ("conv_tbc", lambda m, x, w, b: m.F.conv_tbc(x, w, b), (6, 1, 2), (2, 2, 3), (3,)),
+]
+
+
+@pytest.mark.parametrize("name,fn,specs", [(c[0], c[1], c[2:]) for c in FRACTIONAL],
+                         ids=[c[0] for c in FRACTIONAL])
+def test_fractional_pools_and_conv_tbc_match_torch(name, fn, specs):
+    check(fn, *specs)
+
+
+def test_fractional_max_pool_modules_draw_from_distbps_generator():
+    pool = nn.FractionalMaxPool2d(2, output_ratio=0.5, return_indices=True)
+    x = distbp.tensor(np.random.default_rng(7).standard_normal((2, 3, 9, 8)))
+    distbp.manual_seed(3)
+    a, ia = pool(x)
+    distbp.manual_seed(3)
+    b, ib = pool(x)
+    assert a.shape == (2, 3, 4, 4) and np.array_equal(ia.data, ib.data)  # seeded: same windows
+    fixed = np.random.default_rng(8).uniform(size=(2, 3, 3))
+    ours = nn.FractionalMaxPool3d((2, 2, 1), output_size=(2, 3, 4), _random_samples=distbp.tensor(fixed))
+    theirs = torch.nn.FractionalMaxPool3d((2, 2, 1), output_size=(2, 3, 4), _random_samples=torch.tensor(fixed))
+    x3 = np.random.default_rng(9).standard_normal((2, 3, 4, 5, 6))
+    np.testing.assert_array_equal(ours(distbp.tensor(x3)).data, theirs(torch.tensor(x3)).numpy())
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["_random_samples"]
+    with pytest.raises(ValueError, match="exactly one of output_size, output_ratio"):
+        nn.FractionalMaxPool2d(2)
+    with pytest.raises(ValueError, match="output_ratio must be between 0 and 1"):
+        nn.FractionalMaxPool2d(2, output_ratio=1.5)

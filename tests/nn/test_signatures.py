@@ -16,7 +16,9 @@ DISPATCHED = {"max_pool1d": "max_pool1d_with_indices", "max_pool2d": "max_pool2d
               "adaptive_max_pool1d": "adaptive_max_pool1d_with_indices",
               "adaptive_max_pool2d": "adaptive_max_pool2d_with_indices",
               "max_pool3d": "max_pool3d_with_indices",
-              "adaptive_max_pool3d": "adaptive_max_pool3d_with_indices"}
+              "adaptive_max_pool3d": "adaptive_max_pool3d_with_indices",
+              "fractional_max_pool2d": "fractional_max_pool2d_with_indices",
+              "fractional_max_pool3d": "fractional_max_pool3d_with_indices"}
 
 LAYER_FILES = ("activation", "attention", "conv", "distance", "dropout", "fold", "linear", "loss",
                "norm", "padding", "pooling", "sparse", "transformer", "upsampling")
@@ -25,7 +27,8 @@ NOT_OURS = {"Identity", "Flatten"}  # nn.Identity/Flatten belong with the contai
 
 # the native schema has a '*' that the docstring's first line leaves out
 NATIVE = {"scaled_dot_product_attention": "query, key, value, attn_mask=None, dropout_p=0.0, "
-                                          "is_causal=False, *, scale=None, enable_gqa=False"}
+                                          "is_causal=False, *, scale=None, enable_gqa=False",
+          "conv_tbc": "input, weight, bias, pad=0"}  # aten::conv_tbc; its docstring has no signature
 
 
 def _doc_signature(fn):

@@ -14,8 +14,11 @@ from .attention import multi_head_attention_forward, scaled_dot_product_attentio
 from .conv import (bilinear, conv1d, conv2d, conv_transpose1d, conv_transpose2d, fold, linear,
                    unfold)
 from .conv3d import conv3d, conv_transpose3d
+from .conv import conv_tbc
 from .ctc import ctc_loss
 from .grid import affine_grid, grid_sample
+from .fractional import (fractional_max_pool2d, fractional_max_pool2d_with_indices,
+                         fractional_max_pool3d, fractional_max_pool3d_with_indices)
 from .distance import cosine_similarity, pairwise_distance, pdist
 from .dropout import (alpha_dropout, dropout, dropout1d, dropout2d, dropout3d,
                       feature_alpha_dropout)
