@@ -17,6 +17,7 @@ from .conv3d import conv3d, conv_transpose3d
 from .conv import conv_tbc
 from .ctc import ctc_loss
 from .grid import affine_grid, grid_sample
+from .linear_ce import linear_cross_entropy
 from .fractional import (fractional_max_pool2d, fractional_max_pool2d_with_indices,
                          fractional_max_pool3d, fractional_max_pool3d_with_indices)
 from .distance import cosine_similarity, pairwise_distance, pdist
