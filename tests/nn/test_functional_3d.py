@@ -117,6 +117,8 @@ def test_max_pool3d_indices_round_trip_through_max_unpool3d():
     (lambda: F.conv_transpose3d(distbp.zeros(1, 2, 2, 2, 2), distbp.zeros(2, 2, 2, 2, 2), stride=2,
                                 output_padding=2), "output_padding"),
     (lambda: F.avg_pool3d(distbp.zeros(1, 1, 2, 2, 2), 2, divisor_override=0), "divisor_override"),
+    (lambda: F.max_pool3d(distbp.zeros(1, 1, 2, 5, 5), 3), r"max_pool3d: kernel_size \(3, 3, 3\) with padding"),
+    (lambda: F.avg_pool3d(distbp.zeros(1, 1, 4, 5, 5), 2, padding=(2, 0, 0)), "avg_pool3d: padding"),
     (lambda: F.max_unpool2d(distbp.zeros(1, 1, 2, 2), distbp.tensor(np.full((1, 1, 2, 2), 99)), 2),
      "invalid max index 99"),
     (lambda: F.max_unpool2d(distbp.zeros(1, 1, 2, 2), distbp.tensor(np.zeros((1, 1, 2, 2), int)), 2,

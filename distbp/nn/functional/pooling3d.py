@@ -28,6 +28,21 @@ def _indices3(i1, i2, h, w, hw_out):
     return (depth * (h * w) + hw).reshape((n, c, do) + tuple(hw_out))
 
 
+def _check_windows(what, input, k, s, p, d):
+    """Name the 3-D call (not its 2-D stages) when a window does not fit."""
+    for i, (n, kk, ss, pp, dd) in enumerate(zip(input.shape[-3:], k, s, p, d)):
+        span = dd * (kk - 1) + 1
+        if kk <= 0 or ss <= 0:
+            raise ValueError(f"{what}: kernel_size {k} and stride {s} must be positive")
+        if pp > span // 2:
+            raise ValueError(f"{what}: padding {p} should be at most half of the effective kernel "
+                             f"size (dim {i}: {pp} > {span} // 2)")
+        if n + 2 * pp < span:
+            dil = f" (dilation {d})" if any(v != 1 for v in d) else ""
+            raise ValueError(f"{what}: kernel_size {k}{dil} with padding {p} is larger than the "
+                             f"padded input (input shape {tuple(input.shape)})")
+
+
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """input (N, C, D, H, W) or (C, D, H, W) -> (N, C, Do, Ho, Wo) [, flat indices into D*H*W]."""
@@ -35,6 +50,7 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     k = ntuple(kernel_size, 3, "kernel_size")
     s = k if stride is None else ntuple(stride, 3, "stride")
     p, dl = ntuple(padding, 3, "padding"), ntuple(dilation, 3, "dilation")
+    _check_windows("max_pool3d", input, k, s, p, dl)
     n, c, d, h, w = x.shape
     y, i1 = max_pool2d(x.reshape(n, c * d, h, w), k[1:], s[1:], p[1:], dl[1:], ceil_mode, True)
     ho, wo = y.shape[2:]
@@ -62,6 +78,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     k = ntuple(kernel_size, 3, "kernel_size")
     s = k if stride is None else ntuple(stride, 3, "stride")
     p = ntuple(padding, 3, "padding")
+    _check_windows("avg_pool3d", input, k, s, p, (1, 1, 1))
     n, c, d, h, w = x.shape
     one = None if divisor_override is None else 1                    # sums, divided at the end
     y = avg_pool2d(x.reshape(n, c * d, h, w), k[1:], s[1:], p[1:], ceil_mode, count_include_pad, one)
