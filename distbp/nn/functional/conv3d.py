@@ -53,6 +53,8 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     n, c, d, h, w = x.shape
     sd, dd = stride[0], dilation[0]
     do = C.out_size(d, kd, sd, 0, dd, "conv3d", tuple(input.shape))
+    for size, k, st, pp, dl in zip((h, w), (kh, kw), stride[1:], (hpad, wpad), dilation[1:]):
+        C.out_size(size, k, st, sum(pp), dl, "conv3d", tuple(input.shape))  # raises naming conv3d
     taps = [x[:, :, i * dd:i * dd + sd * (do - 1) + 1:sd].reshape(n, groups, 1, cg, do, h, w)
             for i in range(kd)]
     cols = taps[0] if kd == 1 else cat(taps, dim=2)                   # (N, G, kd, C/G, Do, H, W)
@@ -82,6 +84,10 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     cin, cog, kd, kh, kw = weight.shape
     n, _, d, h, w = x.shape
     (sd, dd, pd, opd) = stride[0], dilation[0], padding[0], output_padding[0]
+    for i, (size, k) in enumerate(zip((d, h, w), (kd, kh, kw))):
+        if (size - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k - 1) + 1 <= 0:
+            raise ValueError(f"conv_transpose3d: padding {padding} leaves no output for input "
+                             f"shape {tuple(input.shape)} and kernel {(kd, kh, kw)}")
     xs = x.permute(0, 2, 1, 3, 4).reshape(n * d, cin, h, w)
     w2 = weight.permute(0, 2, 1, 3, 4).reshape(cin, kd * cog, kh, kw)  # out channel (tap, c) per group
     y = C.ConvTranspose2d.apply(xs, w2, None, stride=stride[1:],
@@ -93,9 +99,6 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     y = y.reshape(n, d, groups, kd, cog, ho, wo).permute(0, 2, 4, 5, 6, 3, 1)
     y = y.reshape(n, cout * ho * wo * kd, d)                          # fold's (N, C*kd*1, L)
     full = (d - 1) * sd - 2 * pd + dd * (kd - 1) + 1                  # before output_padding
-    if full <= 0:
-        raise ValueError(f"conv_transpose3d: padding {padding} leaves no output for input shape "
-                         f"{tuple(input.shape)} and kernel {(kd, kh, kw)}")
     # output_padding extends the end into what padding would crop: crop less there (or pad zeros)
     after = pd - opd
     size = full + opd if after >= 0 else full + pd
