@@ -20,18 +20,6 @@ ALLOWED = {
     ("Tensor.uniform_", "from_"): (
         "torch's first parameter is named `from`, a Python keyword no Python function can use; "
         "positional calls are the same", "test_uniform_and_normal_fill_in_place"),
-    ("Tensor.nonzero", "as_tuple"): (
-        "torch's Tensor.nonzero accepts as_tuple= (its Python binding adds it; the method's "
-        "schema and docstring do not show it)", "test_module_level_shape_functions_and_item_tolist"),
-    ("distbp.no_grad", "orig_func"): (
-        "torch's no_grad takes the function of a bare @no_grad in __new__(cls, orig_func=None), "
-        "which inspect does not show (its __init__ takes nothing)", "test_no_grad_context_and_decorator"),
-    ("F.batch_norm", "allreduce"): (
-        "distbp extension, keyword-only: a callable summing the batch statistics across ranks "
-        "turns batch_norm into SyncBatchNorm", "test_sync_batch_norm_halves_equal_full_batch"),
-    ("distbp.normal", "requires_grad"): (
-        "torch.normal(mean, std, size, *, requires_grad=...) is a factory function; the python "
-        "binding adds requires_grad, the schema does not list it", "test_creation_functions_like_torch"),
 }
 
 # distbp names torch does not have (under that name): qualified name -> why it exists

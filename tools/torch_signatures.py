@@ -118,6 +118,11 @@ DOCUMENTED = {
     "nn.Parameter": "data=None, requires_grad=True",
     "distbp.device": "type, index=None",
     "distbp.Generator": "device='cpu'",
+    # parameters torch's Python bindings add to what inspect / the aten schemas show
+    "Tensor.nonzero": "*, as_tuple=False",
+    "distbp.normal": "mean, std, size, *, generator=None, out=None, dtype=None, layout=torch.strided, "
+                     "device=None, pin_memory=False, requires_grad=False",
+    "distbp.no_grad": "orig_func=None",  # _NoParamDecoratorContextManager.__new__: bare @no_grad
 }
 
 
@@ -152,8 +157,11 @@ def _is_star_star(params):
 
 def torch_overloads(obj, name, *, method=False, qualname=None):
     """torch's signatures of `obj` (a function, method or class) as a list of [Param] lists:
-    inspect.signature where torch has a real one, else DOCUMENTED[qualname], else (builtins)
+    DOCUMENTED[qualname] for torch.*/Tensor names listed there (what their bindings really take),
+    else inspect.signature where torch has a real one, else DOCUMENTED[qualname], else (builtins)
     the aten schemas or the parsed docstring."""
+    if qualname in DOCUMENTED and qualname.startswith(("Tensor.", "distbp.")):
+        return [parse_doc_signature(DOCUMENTED[qualname])]
     try:
         params = _from_inspect(inspect.signature(obj), drop_first=method)
     except (TypeError, ValueError):

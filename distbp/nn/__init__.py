@@ -88,3 +88,18 @@ from distbp.nn.lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, L
 __all__ += ["LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d", "LazyConvTranspose2d",
             "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyInstanceNorm1d",
             "LazyInstanceNorm2d", "LazyInstanceNorm3d"]
+
+from distbp.nn.adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: E402
+from distbp.nn.conv import Conv3d, ConvTranspose3d  # noqa: E402
+from distbp.nn.lazy import LazyConv3d, LazyConvTranspose3d  # noqa: E402
+from distbp.nn.loss import CTCLoss, LinearCrossEntropyLoss  # noqa: E402
+from distbp.nn.functional.linear_ce import LinearCrossEntropyOptions  # noqa: E402
+from distbp.nn.norm import SyncBatchNorm  # noqa: E402
+from distbp.nn.pooling import (AdaptiveMaxPool3d, AvgPool3d, LPPool3d, MaxPool3d, MaxUnpool1d,  # noqa: E402
+                               MaxUnpool2d, MaxUnpool3d)
+from distbp.nn.pooling import FractionalMaxPool2d, FractionalMaxPool3d  # noqa: E402
+
+__all__ += ["Conv3d", "ConvTranspose3d", "LazyConv3d", "LazyConvTranspose3d", "SyncBatchNorm",  # cover
+            "AdaptiveMaxPool3d", "AvgPool3d", "LPPool3d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d",
+            "MaxUnpool3d", "CTCLoss", "FractionalMaxPool2d", "FractionalMaxPool3d",
+            "AdaptiveLogSoftmaxWithLoss", "LinearCrossEntropyLoss", "LinearCrossEntropyOptions"]

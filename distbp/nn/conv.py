@@ -1,4 +1,4 @@
-"""Conv1d/Conv2d and ConvTranspose1d/ConvTranspose2d with torch's constructor signatures, weight
+"""Conv1d/2d/3d and ConvTranspose1d/2d/3d with torch's constructor signatures, weight
 layouts and init:
     Conv:          weight (out_channels, in_channels / groups, *kernel_size)
     ConvTranspose: weight (in_channels, out_channels / groups, *kernel_size)
@@ -159,3 +159,15 @@ class ConvTranspose1d(_ConvTranspose):
 class ConvTranspose2d(_ConvTranspose):
     _dims = 2
     _fn = staticmethod(F.conv_transpose2d)
+
+
+class Conv3d(_Conv):
+    """Input (N, C_in, D, H, W) or (C_in, D, H, W); composed from Conv2d (F.conv3d)."""
+    _dims = 3
+    _fn = staticmethod(F.conv3d)
+
+
+class ConvTranspose3d(_ConvTranspose):
+    """Input (N, C_in, D, H, W) or (C_in, D, H, W); composed from ConvTranspose2d and Col2Im."""
+    _dims = 3
+    _fn = staticmethod(F.conv_transpose3d)

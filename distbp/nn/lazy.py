@@ -1,9 +1,10 @@
-"""Lazy modules, as torch.nn's: LazyLinear, LazyConv1d/2d, LazyConvTranspose1d/2d,
+"""Lazy modules, as torch.nn's: LazyLinear, LazyConv1d/2d/3d, LazyConvTranspose1d/2d/3d,
 LazyBatchNorm1d/2d/3d, LazyInstanceNorm1d/2d/3d. The input size (in_features, in_channels,
 num_features) is read from the first forward's input; the parameters are then materialized and
 initialised exactly as the eager module would, and the module becomes that module
 (`type(m) is Linear`), as in torch."""
-from distbp.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from distbp.nn.conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+                            ConvTranspose3d)
 from distbp.nn.linear import Linear
 from distbp.nn.norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d,
                             InstanceNorm3d)
@@ -113,6 +114,8 @@ LazyConv1d = _lazy_conv(Conv1d, False)
 LazyConv2d = _lazy_conv(Conv2d, False)
 LazyConvTranspose1d = _lazy_conv(ConvTranspose1d, True)
 LazyConvTranspose2d = _lazy_conv(ConvTranspose2d, True)
+LazyConv3d = _lazy_conv(Conv3d, False)
+LazyConvTranspose3d = _lazy_conv(ConvTranspose3d, True)
 
 
 class _LazyNormMixin(LazyModuleMixin):

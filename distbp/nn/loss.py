@@ -2,6 +2,7 @@
 size_average/reduce arguments included: given, they set `reduction` as in torch)."""
 from distbp.nn import functional as F
 from distbp.nn.functional._utils import legacy_reduction
+from distbp.nn.linear import Linear
 from distbp.nn.module import Module
 
 
@@ -193,3 +194,53 @@ class TripletMarginWithDistanceLoss(_Loss):
                                                    distance_function=self.distance_function,
                                                    margin=self.margin, swap=self.swap,
                                                    reduction=self.reduction)
+
+
+class CTCLoss(_Loss):
+    """log_probs (T, N, C), targets (N, S) or 1-D, input_lengths (N,), target_lengths (N,)."""
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction=reduction)
+        self.blank, self.zero_infinity = blank, zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                          self.reduction, self.zero_infinity)
+
+
+class LinearCrossEntropyLoss(_WeightedLoss):
+    """A Linear(in_features, num_classes * prod(out_features), bias) head and cross_entropy in one
+    (F.linear_cross_entropy); `options` (nn.LinearCrossEntropyOptions) selects the chunked path
+    that never holds the logits. Parameters: linear.weight, linear.bias, as torch's."""
+
+    def __init__(self, in_features, num_classes, *, out_features=(), bias=False, device=None,
+                 dtype=None, reduction="mean", weight=None, ignore_index=None, label_smoothing=0.0,
+                 options=None):
+        if weight is not None and tuple(weight.shape) != (num_classes,):
+            raise ValueError(f"LinearCrossEntropyLoss: expected weight shape to be {(num_classes,)}, "
+                             f"got {tuple(weight.shape)}")
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"LinearCrossEntropyLoss: expected label_smoothing to be in range "
+                             f"[0, 1], got {label_smoothing}")
+        super().__init__(weight, None, None, reduction)
+        self.num_classes, self.out_features = num_classes, tuple(out_features)
+        self.ignore_index, self.label_smoothing, self.options = ignore_index, label_smoothing, options
+        rows = num_classes
+        for f in self.out_features:
+            rows *= f
+        self.linear = Linear(in_features, rows, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, input, target):
+        w = self.linear.weight.reshape((self.num_classes,) + self.out_features
+                                       + (self.linear.in_features,))
+        b = None if self.linear.bias is None else \
+            self.linear.bias.reshape((self.num_classes,) + self.out_features)
+        return F.linear_cross_entropy(input, w, target, linear_bias=b, weight=self.weight,
+                                      reduction=self.reduction, ignore_index=self.ignore_index,
+                                      label_smoothing=self.label_smoothing, options=self.options)
+
+    def extra_repr(self):
+        return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+                f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
+                f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
+                f"label_smoothing={self.label_smoothing}, options={self.options}")

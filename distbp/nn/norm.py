@@ -1,14 +1,17 @@
-"""BatchNorm1d/2d/3d (running statistics, momentum, affine, sync-able), LayerNorm, GroupNorm,
-InstanceNorm1d/2d/3d, RMSNorm and LocalResponseNorm, torch's signatures and parameter names.
+"""BatchNorm1d/2d/3d (running statistics, momentum, affine, sync-able), SyncBatchNorm, LayerNorm,
+GroupNorm, InstanceNorm1d/2d/3d, RMSNorm and LocalResponseNorm, torch's signatures and parameter names.
 
 BatchNorm keeps `running_mean`, `running_var` and `num_batches_tracked` as buffers with torch's
 names, so state_dicts copy across. `allreduce` is None or a callable that sums a numpy array in place
-across data-parallel replicas; the data-parallel wrapper sets it to turn this into sync batch-norm.
+across data-parallel replicas; DistributedDataParallel sets it on every BatchNorm, so batch
+statistics are always over the global batch there. SyncBatchNorm is torch's explicit form of that
+(and synchronises outside DDP too, as torch's does).
 """
 import numpy as np
 
 from distbp.nn import functional as F
 from distbp.nn._factory import factory_dtype
+from distbp.nn.functional.norm import _batch_norm
 from distbp.nn.module import Module, Parameter
 from distbp.tensor import Tensor
 
@@ -56,10 +59,14 @@ class _BatchNorm(Module):
         # eval mode without running stats normalises with the batch's own statistics, as torch does
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            training=use_batch_stats, momentum=factor, eps=self.eps,
-                            allreduce=self.allreduce)
+        return _batch_norm(x, self.running_mean if track else None,
+                           self.running_var if track else None, self.weight, self.bias,
+                           training=use_batch_stats, momentum=factor, eps=self.eps,
+                           allreduce=self._stats_allreduce())
+
+    def _stats_allreduce(self):
+        """The callable that sums the batch statistics across replicas (None: this batch only)."""
+        return self.allreduce
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, " \
@@ -79,6 +86,73 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm3d(_BatchNorm):
     """Input (N, C, D, H, W)."""
     _input_dims = (5,)
+
+
+def _sum_over(comm):
+    def allreduce(array):
+        return comm.allreduce(array, op="sum")
+    return allreduce
+
+
+class SyncBatchNorm(_BatchNorm):
+    """torch.nn.SyncBatchNorm: batch norm whose training statistics are over the batch of every
+    rank. Input (N, C, *) of any rank >= 2.
+
+    distbp's DistributedDataParallel already synchronises the statistics of every BatchNorm it
+    wraps (over its process group), so `convert_sync_batchnorm` changes nothing inside DDP; it is
+    there so torch scripts port unchanged. Which ranks take part, as in torch: `process_group`
+    (a distbp Communicator) if given; else the DDP wrapper's group; else the default group when
+    distbp.distributed is initialized with more than one rank; else this batch alone. In eval mode
+    the running statistics are used and nothing is exchanged. The exchange is a collective: every
+    rank must run forward and backward of each SyncBatchNorm in the same order.
+    """
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias=bias)
+        if process_group is not None and not (hasattr(process_group, "allreduce")
+                                              and hasattr(process_group, "size")):
+            raise TypeError(f"SyncBatchNorm: process_group must be None or a distbp Communicator, "
+                            f"got {type(process_group).__name__}")
+        self.process_group = process_group
+
+    def _check(self, x):
+        if x.data.ndim < 2 or x.data.shape[1] != self.num_features:
+            raise ValueError(f"SyncBatchNorm({self.num_features}): expected input (N, "
+                             f"{self.num_features}, *) of at least 2 dims, got shape "
+                             f"{tuple(x.data.shape)}")
+
+    def _stats_allreduce(self):
+        if not self.training:
+            return None
+        if self.process_group is not None:
+            return _sum_over(self.process_group) if self.process_group.size > 1 else None
+        if self.allreduce is not None:
+            return self.allreduce
+        from distbp import distributed as dist
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            return _sum_over(dist._get_default_group())
+        return None
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """Every BatchNorm1d/2d/3d in `module` (itself included) replaced by a SyncBatchNorm that
+        shares its parameters and buffers; returns the converted module, as torch's does."""
+        out = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, (_InstanceNorm, SyncBatchNorm)):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine,
+                      module.track_running_stats, process_group, bias=module.bias is not None)
+            for name in ("weight", "bias"):
+                if module._parameters.get(name) is not None:
+                    out.register_parameter(name, module._parameters[name])
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                if module._buffers.get(name) is not None:
+                    out.register_buffer(name, module._buffers[name])
+            out.allreduce = module.allreduce
+            out.train(module.training)
+        for name, child in module.named_children():
+            out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return out
 
 
 def _affine_params(module, shape, affine, bias, dtype):

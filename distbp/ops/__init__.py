@@ -15,6 +15,7 @@ Add a primitive only when composing would be slow or numerically poor.
     padding.py      ConstantPad
     index.py        SetItem
     math.py         Sin Cos Cumsum
+    linear_ce.py    LinearCrossEntropy (chunked: never holds the (N, C) logits)
 """
 
 REGISTRY = {}
@@ -31,3 +32,4 @@ def primitive(cls):
 from distbp.ops import elementwise, linalg, movement, nn, reduce  # noqa: E402,F401  (fills REGISTRY)
 from distbp.ops import attention, conv, padding, pointwise  # noqa: E402,F401
 from distbp.ops import index, math  # noqa: E402,F401
+from distbp.ops import linear_ce  # noqa: E402,F401

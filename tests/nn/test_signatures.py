@@ -1,7 +1,7 @@
 """Every nn.functional function and every layer of the functional families has torch's exact
 signature: parameter names, order, kinds and defaults (so positional calls mean the same thing;
 Conv2d's sixth argument is `dilation`, cross_entropy's third is `weight`). distbp may add
-keyword-only extensions (batch_norm's allreduce) but nothing positional."""
+keyword-only extensions but nothing positional."""
 import inspect
 import re
 
@@ -14,7 +14,11 @@ import distbp.nn.functional as F
 # torch builds these with boolean_dispatch (signature (*args, **kwargs)); the real one is here
 DISPATCHED = {"max_pool1d": "max_pool1d_with_indices", "max_pool2d": "max_pool2d_with_indices",
               "adaptive_max_pool1d": "adaptive_max_pool1d_with_indices",
-              "adaptive_max_pool2d": "adaptive_max_pool2d_with_indices"}
+              "adaptive_max_pool2d": "adaptive_max_pool2d_with_indices",
+              "max_pool3d": "max_pool3d_with_indices",
+              "adaptive_max_pool3d": "adaptive_max_pool3d_with_indices",
+              "fractional_max_pool2d": "fractional_max_pool2d_with_indices",
+              "fractional_max_pool3d": "fractional_max_pool3d_with_indices"}
 
 LAYER_FILES = ("activation", "attention", "conv", "distance", "dropout", "fold", "linear", "loss",
                "norm", "padding", "pooling", "sparse", "transformer", "upsampling")
@@ -23,7 +27,8 @@ NOT_OURS = {"Identity", "Flatten"}  # nn.Identity/Flatten belong with the contai
 
 # the native schema has a '*' that the docstring's first line leaves out
 NATIVE = {"scaled_dot_product_attention": "query, key, value, attn_mask=None, dropout_p=0.0, "
-                                          "is_causal=False, *, scale=None, enable_gqa=False"}
+                                          "is_causal=False, *, scale=None, enable_gqa=False",
+          "conv_tbc": "input, weight, bias, pad=0"}  # aten::conv_tbc; its docstring has no signature
 
 
 def _doc_signature(fn):

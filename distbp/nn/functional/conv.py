@@ -1,4 +1,4 @@
-"""linear, bilinear and convolutions (conv1d/2d, conv_transpose1d/2d, unfold, fold).
+"""linear, bilinear and convolutions (conv1d/2d, conv_transpose1d/2d, unfold, fold, conv_tbc).
 
 All convolutions run on the 2-D primitives in distbp/ops/conv.py; 1-D ones add a height-1 axis.
 Unbatched inputs ((C, L) for 1-D, (C, H, W) for 2-D) get a batch axis added and removed, as in torch.
@@ -132,3 +132,13 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                          padding=tuple((p, p) for p in ntuple(padding, 2, "padding")),
                          dilation=ntuple(dilation, 2, "dilation"))
     return out.squeeze(0) if unbatched else out
+
+
+def conv_tbc(input, weight, bias, pad=0):
+    """Time-major 1-D convolution: input (T, B, Cin), weight (k, Cin, Cout), bias (Cout,) ->
+    (T + 2 * pad - k + 1, B, Cout); conv1d on the (B, Cin, T) view."""
+    if input.ndim != 3 or weight.ndim != 3 or weight.shape[1] != input.shape[2]:
+        raise ValueError(f"conv_tbc: expected input (T, B, Cin) and weight (k, Cin, Cout), got "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    out = conv1d(input.permute(1, 2, 0), weight.permute(2, 1, 0), bias, padding=pad)
+    return out.permute(2, 0, 1)

@@ -10,15 +10,21 @@ from ._utils import data
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, allreduce=None):
+               momentum=0.1, eps=1e-5):
     """Batch norm over (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), per channel.
 
     running_mean/running_var (Tensors or arrays, or None) are updated in place in training.
-    allreduce (distbp extension, keyword only): None, or a callable that sums a numpy array in
-    place across data-parallel replicas and returns it; given, the statistics are over the global
-    batch (sync batch-norm). It is called once in forward and once in backward, so every replica
-    must run both.
+    Statistics over the batch across data-parallel ranks: nn.SyncBatchNorm (or any BatchNorm
+    module inside DistributedDataParallel), which call _batch_norm with their `allreduce`.
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+                momentum=0.1, eps=1e-5, allreduce=None):
+    """batch_norm plus `allreduce`: None, or a callable that sums a numpy array in place across
+    data-parallel replicas and returns it; given, the statistics are over the global batch (sync
+    batch-norm). It is called once in forward and once in backward, so every replica must run both."""
     if running_mean is None and not training:
         training = True  # like torch: without running stats, batch stats are used in eval too
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
