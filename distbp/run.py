@@ -9,7 +9,8 @@ rank gets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE as torchrun sets the
 limited to usable cores / N threads (OMP_NUM_THREADS if set), and the heap kept between steps
 (distbp/train/allocator.py, as `distbp train` does; MALLOC_* variables win). A rank that raises, exits non-zero, is killed or stops
 answering in a collective is named on one line (its traceback before it); the others are stopped,
-the shared memory is unlinked and the exit code is 1.
+the shared memory is unlinked and the exit code is 1 -- or, with --max-restarts K, the whole
+group starts again (as torchrun's does; the script resumes from its own checkpoint).
 """
 import argparse
 import os
@@ -41,6 +42,11 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds a collective waits for a peer before the job fails naming it "
                         "(default DISTBP_COMM_TIMEOUT or 30)")
+    p.add_argument("--max-restarts", "--max_restarts", dest="max_restarts", type=int, default=0,
+                   metavar="K", help="when a rank fails, start the whole group again, up to K "
+                                     "times (the script resumes itself from its own checkpoint; "
+                                     "DISTBP_RESTART_COUNT / TORCHELASTIC_RESTART_COUNT say which "
+                                     "attempt it is)")
     p.add_argument("-m", "--module", action="store_true",
                    help="run `script` as a module (python -m script)")
     p.add_argument("script", help="the training script (or module with -m)")
@@ -80,8 +86,25 @@ def main(argv):
     nproc, nnodes = world_of(args)
     if not args.module and not os.path.isfile(args.script):
         raise UsageError(f"script {args.script!r} not found")
+    if args.max_restarts < 0:
+        raise UsageError(f"--max-restarts must be >= 0, got {args.max_restarts}")
     timeout = args.timeout if args.timeout is not None else float(
         os.environ.get("DISTBP_COMM_TIMEOUT", 30.0))
+    for attempt in range(args.max_restarts + 1):
+        # torchrun's variable, so scripts written for it find their attempt the same way
+        os.environ["DISTBP_RESTART_COUNT"] = os.environ["TORCHELASTIC_RESTART_COUNT"] = str(attempt)
+        try:
+            return _run(args, nproc, nnodes, timeout)
+        except Exception as e:
+            from distbp.comm import CommError
+            from distbp.errors import JobFailed
+            if not isinstance(e, (CommError, JobFailed)) or attempt == args.max_restarts:
+                raise
+            sys.stderr.write(f"distbp run: {str(e).splitlines()[0]}; restart "
+                             f"{attempt + 1}/{args.max_restarts}\n")
+
+
+def _run(args, nproc, nnodes, timeout):
     try:
         if args.backend == "ray":
             from distbp.ray.collective import run_on_ray
@@ -100,6 +123,9 @@ def run_local(script, argv, module, nproc, timeout):
     threads = str(max(1, C.usable_cpus() // nproc))
     env = {"WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc), "GROUP_RANK": "0",
            "DISTBP_COMM_TIMEOUT": str(timeout)}
+    for var in ("DISTBP_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"):   # set by main
+        if var in os.environ:
+            env[var] = os.environ[var]
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = os.environ.get(var, threads)
     C.spawn(_local_rank, args=(script, argv, module), nprocs=nproc, timeout=timeout, env=env)

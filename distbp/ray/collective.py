@@ -127,6 +127,9 @@ def _connect(address, nprocs):
     return connect(address, nprocs)
 
 
+RESTART_VARS = ("DISTBP_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT")  # set by distbp run
+
+
 def run_on_ray(script, argv, module, nprocs, timeout, address=None):
     """Run the script on `nprocs` actors; return 0, or raise JobFailed naming the failed rank."""
     from distbp.ray.launch import _import_ray
@@ -147,7 +150,8 @@ def run_on_ray(script, argv, module, nprocs, timeout, address=None):
                    "LOCAL_RANK": str(nodes[:r].count(nodes[r])),
                    "LOCAL_WORLD_SIZE": str(nodes.count(nodes[r])),
                    ENV_GROUP: group, ENV_NAMESPACE: NAMESPACE,
-                   "DISTBP_COMM_TIMEOUT": str(timeout)}
+                   "DISTBP_COMM_TIMEOUT": str(timeout),
+                   **{k: os.environ[k] for k in RESTART_VARS if k in os.environ}}
             refs[actor.run.remote(env, os.getcwd(), script, list(argv), module, rendezvous)] = r
         try:
             _wait(ray, refs, nprocs, rendezvous)

@@ -46,6 +46,9 @@ def parse_args(argv):
     p.add_argument("--trace", action="store_true", help="write a Chrome/Perfetto trace.json")
     p.add_argument("--address", help="ray: address of an existing cluster (else RAY_ADDRESS)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="when a worker fails, restart from the newest checkpoint up to K times "
+                        "(local and ray; under mpiexec see launch/mpirun_supervised.sh)")
     return p.parse_args(argv)
 
 
@@ -57,6 +60,8 @@ def resolve(args):
             args.backend = "mpi"
     if args.backend:
         sets.append(f"dist.backend={args.backend}")
+    if args.max_restarts < 0:
+        raise UsageError(f"--max-restarts must be >= 0, got {args.max_restarts}")
     if args.workers is not None:
         if args.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -137,6 +142,11 @@ def main(argv):
     cfg, out = resolve(args)
     backend = cfg["dist"]["backend"]
     require_extra(backend)
+    if args.max_restarts and backend == "mpi":
+        raise UsageError("--max-restarts: MPI cannot replace a dead rank inside a job; run "
+                         "launch/mpirun_supervised.sh K mpiexec ... (it relaunches with --resume)")
+    if args.max_restarts and backend == "ray":   # the Ray launcher's own restart loop
+        cfg["dist"]["max_failures"] = max(cfg["dist"]["max_failures"], args.max_restarts)
     if backend == "mpi":
         return _main_mpi(args, cfg, out)
     check_out_dir(out, args.resume, args.force)
@@ -146,7 +156,8 @@ def main(argv):
         from distbp.train.ray_trainer import run_ray
         summary = run_ray(cfg, out, resume=args.resume, address=args.address, trace=args.trace,
                           quiet=args.quiet)
-    elif backend == "single" or cfg["dist"]["workers"] == 1 and backend == "local":
+    elif backend == "single" or cfg["dist"]["workers"] == 1 and backend == "local" \
+            and not args.max_restarts:     # in this process (a restart needs worker processes)
         from distbp import comm as C
         summary = _worker(cfg, str(out), args.resume, args.trace, args.quiet, C.init("single"))
     else:
@@ -155,9 +166,12 @@ def main(argv):
         threads = cfg["train"]["threads"] or max(1, C.usable_cpus() // n)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS")}
-        results = C.spawn(_local_worker, args=(cfg, str(out), args.resume, args.trace, args.quiet),
-                          nprocs=n, timeout=cfg["dist"]["timeout"], env=env)
-        summary = results[0]
+        from distbp.train.restart import run_with_restarts
+
+        def start(resume):
+            return C.spawn(_local_worker, args=(cfg, str(out), resume, args.trace, args.quiet),
+                           nprocs=n, timeout=cfg["dist"]["timeout"], env=env)[0]
+        summary = run_with_restarts(start, out, args.resume, args.max_restarts)
     _finish(out, summary, args.trace)
     return 0
 

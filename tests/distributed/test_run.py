@@ -37,6 +37,24 @@ def test_local_failure_is_named(tmp_path, how, says):
     assert not (tmp_path / "out.json").exists()
 
 
+def test_max_restarts_starts_the_group_again(tmp_path):
+    """Rank 1 is killed in the first attempt only: the group starts again (torchrun's restart
+    count in the environment) and ends with the parameters of a run that never failed."""
+    clean, _ = launch(distbp_run("--nproc-per-node", "2", str(SCRIPT), "clean.json"), tmp_path)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    proc, left = launch(distbp_run("--nproc-per-node", "2", "--max-restarts", "2", str(SCRIPT),
+                                   "out.json", "--fail", "1:kill", "--fail-attempt", "0"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rank 1 of 2 was killed by SIGKILL" in proc.stderr and "restart 1/2" in proc.stderr
+    assert proc.stderr.count("restart ") == 1, proc.stderr
+    out, ref = (json.loads((tmp_path / f).read_text()) for f in ("out.json", "clean.json"))
+    assert out["params"] == ref["params"]
+    assert not left
+    again, _ = launch(distbp_run("--nproc-per-node", "2", "--max-restarts", "1", str(SCRIPT),
+                                 "x.json", "--fail", "1:exit"), tmp_path)   # fails every attempt
+    assert again.returncode == 1 and again.stderr.count("restart 1/1") == 1, again.stderr
+
+
 def test_usage_errors(tmp_path, capsys, monkeypatch):
     from distbp.cli import main
     monkeypatch.chdir(tmp_path)

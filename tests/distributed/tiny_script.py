@@ -4,6 +4,7 @@
     mpiexec -n 2 python tests/distributed/tiny_script.py OUT.json
     distbp run --backend ray --nproc-per-node 2 tests/distributed/tiny_script.py OUT.json
     ... OUT.json --fail RANK:HOW       # HOW: raise, exit, kill, hang (to test failure naming)
+    ... OUT.json --fail RANK:HOW --fail-attempt 0     # only on the first attempt (--max-restarts)
 
 Rank 0 writes the world facts and the final parameters' bytes (hex) to OUT.json.
 """
@@ -23,6 +24,8 @@ import distbp.nn.functional as F
 parser = argparse.ArgumentParser()
 parser.add_argument("out")
 parser.add_argument("--fail", default="")
+parser.add_argument("--fail-attempt", default=None,
+                    help="fail only on this attempt of distbp run --max-restarts")
 args = parser.parse_args()
 
 dist.init_process_group()
@@ -38,7 +41,8 @@ mine = np.array_split(np.arange(24), world)[rank]
 opt = distbp.optim.SGD(model.parameters(), lr=0.1)
 fail_rank, _, how = args.fail.partition(":")
 for step in range(6):
-    if step == 3 and fail_rank == str(rank):
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if step == 3 and fail_rank == str(rank) and args.fail_attempt in (None, attempt):
         if how == "raise":
             raise ValueError(f"rank {rank} is broken on purpose")
         if how == "exit":
