@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (results file, columns kept (None: all), {column: values a row must have} or None)
 TABLES = {
     "configs": ("configs.md", None, None),
-    "step": ("step.md", ["case", "contender", "ms/step", "distbp / this", "step RSS MB"], None),
+    "step": ("step.md", ["case", "contender", "ms/step", "distbp / this", "step RSS MB"],
+             {"threads": ["1"]}),
     "training": ("training.md",
                  ["model", "implementation", "samples/s (median)", "2 vs 1 worker",
                   "distbp / torch"],

@@ -14,10 +14,11 @@ spec.loader.exec_module(T)
 RESULTS = """# Some benchmark
 
 <!-- readme-table: step | machine: 2 cores, 24 GB | date: 2030-01-02 | command: python bench.py | note: quiet -->
-| case | contender | ms/step | distbp / this | step RSS MB | traced |
-|---|---|---:|---:|---:|---:|
-| MLP | distbp | 1.0 |  | 7 | 4 |
-| MLP | torch | 2.0 | 0.50x | 8 | n/a |
+| case | threads | contender | ms/step | distbp / this | step RSS MB | traced |
+|---|---:|---|---:|---:|---:|---:|
+| MLP | 1 | distbp | 1.0 |  | 7 | 4 |
+| MLP | 1 | torch | 2.0 | 0.50x | 8 | n/a |
+| MLP | 2 | torch | 3.0 | 0.33x | 8 | n/a |
 
 more prose
 """
