@@ -24,6 +24,7 @@ COMMANDS = {
     "plot": ("distbp.train.plot", "plot one or more run directories"),
     "config": ("distbp.train.config_doc", "print every config key with its default and doc"),
     "run": ("distbp.run", "run your own script on N processes (distbp run --nproc-per-node N x.py)"),
+    "plan": ("distbp.plan", "predict step time and scaling efficiency on a cluster (cost model)"),
 }
 
 # optional dependency -> the extra that installs it: a missing one is a one-line error, not a traceback
