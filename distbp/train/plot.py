@@ -193,6 +193,23 @@ def figure_throughput(runs):
     return _finish(fig, ax, "Throughput (all workers, running mean)", "step", "samples / s")
 
 
+def figure_stragglers(runs):
+    """Per rank, how long it waited each logged interval (p50 and p99 over the steps) for the last
+    rank to issue the step's first collective: the rank that never waits is the slow one."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run, c in zip(runs, _colours(runs)):
+        recs = [r for r in run.train if r.get("wait_p50_ms")]
+        steps = np.array([r["step"] for r in recs], dtype=float)
+        for q, style in (("wait_p50_ms", "-"), ("wait_p99_ms", ":")):
+            waits = np.array([r[q] for r in recs], dtype=float)          # (logged steps, ranks)
+            for rank in range(waits.shape[1]):
+                ax.plot(steps, waits[:, rank], style, color=c, alpha=0.4 + 0.6 * rank / waits.shape[1],
+                        label=f"{run.label} rank {rank} {q[5:8]}")
+    ax.set_ylim(bottom=0)
+    return _finish(fig, ax, "Waiting for the slowest rank (per step, p50 solid, p99 dotted)",
+                   "step", "ms")
+
+
 def figure_gradflow(runs):
     """Per-layer gradient norm and update/parameter ratio (median over the logged steps), input
     layer on the left: vanishing gradients fall to the left, exploding ones rise."""
@@ -293,6 +310,9 @@ def render(runs, out):
     if any(r.eval for r in runs):
         figures["Test accuracy"] = _save(figure_accuracy(runs), out / "accuracy.png")
     figures["Throughput"] = _save(figure_throughput(runs), out / "throughput.png")
+    waited = [r for r in runs if any(rec.get("wait_p50_ms") for rec in r.train)]
+    if waited:
+        figures["Stragglers"] = _save(figure_stragglers(waited), out / "stragglers.png")
     with_layers = [r for r in runs if r.layer_names()]
     if with_layers:
         figures["Gradient flow"] = _save(figure_gradflow(with_layers), out / "gradflow.png")

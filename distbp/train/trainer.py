@@ -27,6 +27,7 @@ import numpy as np
 import distbp
 from distbp import runtime
 from distbp.data import DistributedLoader
+from distbp.comm.flight import Stragglers
 from distbp.parallel.ddp import DistributedDataParallel
 from distbp.parallel.update import AllReduce, NonFiniteGradient, Sharded, decide  # noqa: F401
 from distbp.parallel.zero import ZeroRedundancyOptimizer
@@ -100,6 +101,8 @@ class Trainer:
                                         self.world, seed=t["seed"], augment=parts.augment,
                                         start_step=self.start_step)
         self.metrics_file = self.out / "metrics.jsonl"
+        # per step, when each rank issued its first collective: who keeps the others waiting
+        self.stragglers = Stragglers(comm) if self.world > 1 else None
         self.recorder = Recorder(self.out, t["tensorboard"], resume) if self.is_main else None  # daily
 
     # -- one optimizer step ---------------------------------------------------------------------------
@@ -175,6 +178,8 @@ class Trainer:
             if self.tracer:
                 self.tracer.step = step
                 self.tracer.complete("data", t0, time.perf_counter(), cat="data")
+            if self.stragglers:
+                self.stragglers.step()           # the step's first collective stamps the arrival
             log_layers = (step + 1) % t["log_every"] == 0
             before = self._snapshot() if log_layers else None      # rank 0 only
             loss, grad_norm = self.train_step(step, batch)
@@ -198,6 +203,8 @@ class Trainer:
                           "skipped_steps": self.skipped_steps}
                 if before is not None:
                     record["layers"] = self._layer_stats(before)
+                if self.stragglers:                 # collective: every rank logs the same steps
+                    record.update(self.stragglers.summary())
                 self._write_metrics(record)
                 progress.update(step, loss=final_loss, samples_s=round(sps))
                 loss_sum_logged, logged = 0.0, 0

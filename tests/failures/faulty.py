@@ -4,13 +4,15 @@ unchanged, except that one rank raises at one step.
     DISTBP_FAULT=raise:1:15 python tests/failures/faulty.py train --config ... --backend local
     DISTBP_FAULT=raise:1:15 mpiexec -n 3 python tests/failures/faulty.py train --backend mpi ...
 
-DISTBP_FAULT=raise:RANK:STEP makes rank RANK raise RuntimeError in its train_step of step STEP.
+DISTBP_FAULT=raise:RANK:STEP makes rank RANK raise RuntimeError in its train_step of step STEP;
+DISTBP_FAULT=slow:RANK:MS makes rank RANK sleep MS milliseconds before every train_step.
 (Kills and hangs need no help: the tests send SIGKILL / SIGSTOP to the rank's process.)
 The patch is applied at import, so it also holds in local workers: the forkserver re-imports this
 file as __mp_main__ in every worker before running it.
 """
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -19,15 +21,17 @@ from distbp.train.trainer import Trainer  # noqa: E402
 
 
 def _install(spec):
-    kind, rank, step = spec.split(":")
-    if kind != "raise":
-        raise ValueError(f"DISTBP_FAULT={spec!r}: only raise:RANK:STEP is supported")
-    rank, step = int(rank), int(step)
+    kind, rank, arg = spec.split(":")
+    if kind not in ("raise", "slow"):
+        raise ValueError(f"DISTBP_FAULT={spec!r}: raise:RANK:STEP or slow:RANK:MS")
+    rank, arg = int(rank), int(arg)
     real_train_step = Trainer.train_step
 
     def train_step(self, s, batch):
-        if self.rank == rank and s == step:
-            raise RuntimeError(f"injected fault at step {step}")  # the rank is for distbp to name
+        if self.rank == rank and kind == "raise" and s == arg:
+            raise RuntimeError(f"injected fault at step {arg}")  # the rank is for distbp to name
+        if self.rank == rank and kind == "slow":
+            time.sleep(arg / 1e3)
         return real_train_step(self, s, batch)
 
     Trainer.train_step = train_step

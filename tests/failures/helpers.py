@@ -53,7 +53,7 @@ class Run:
     def __init__(self, cwd, train_args, mpi_ranks=0, fault=None, env=None, launcher=(), wrap=()):
         self.cwd = Path(cwd)
         self.marker = f"{os.getpid()}-{next(_counter)}-{time.monotonic_ns()}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **{MARKER_VAR: self.marker}, **(env or {}))
+        env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT), MARKER_VAR: self.marker}
         if fault:
             env["DISTBP_FAULT"] = fault
         cmd = [sys.executable, str(FAULTY) if fault else "-m", *([] if fault else ["distbp.cli"]),

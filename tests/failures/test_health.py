@@ -110,3 +110,21 @@ def test_nonfinite_stop_names_first_layer(nan_data):
     assert f"step {bad[0]}: gradient of {first!r} is not finite (train.nonfinite=stop)" in err, \
         err[-3000:]
     assert "lower optim.lr or set train.clip_grad_norm" in err
+
+
+def test_a_slow_rank_shows_in_metrics_and_plot(runs, work):
+    """Rank 1 sleeps 20 ms before each step: the others wait for it at the step's first
+    collective, so metrics.jsonl's wait_p50_ms names it (it waits ~0, rank 0 ~20 ms), last_rank
+    is 1, and `distbp plot` draws the stragglers figure."""
+    from distbp.cli import main as distbp_main
+    cfg = write_config(work, train={"steps": 30, "log_every": 10}, dist={"workers": 2})
+    run = runs(work, ["--config", cfg, "--out", "slow", "--force"], fault="slow:1:20")
+    rc, err = run.finish(120)
+    assert rc == 0, err[-2000:]
+    logged = [r for r in map(json.loads, (run.out / "metrics.jsonl").read_text().splitlines())
+              if r.get("kind") == "train"]
+    assert len(logged) == 3 and all(r["last_rank"] == 1 for r in logged), logged
+    for r in logged:
+        assert r["wait_p50_ms"][0] > 10 and r["wait_p50_ms"][1] < 5, r
+    assert distbp_main(["plot", str(run.out)]) == 0
+    assert (run.out / "plots" / "stragglers.png").stat().st_size > 1000

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.distributed.helpers import kill_marked, marked, marked_env
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).parent / "tiny.yaml"
 
@@ -36,12 +38,16 @@ def ray_head(tmp_path):
     ray_bin = _ray_cli()
     assert ray_bin, "the ray command is missing although ray imports"
     port = _free_port()
-    env = dict(os.environ, RAY_PORT=str(port), RAY_DASHBOARD_PORT=str(_free_port()),
-               RAY_NUM_CPUS="1", PATH=f"{Path(ray_bin).parent}:{os.environ['PATH']}")
+    # every process of this cluster carries the marker: teardown kills exactly those (`ray stop
+    # --force` would kill every Ray cluster on the machine, a second test suite's too)
+    marker, env = marked_env(RAY_PORT=str(port), RAY_DASHBOARD_PORT=str(_free_port()),
+                             RAY_NUM_CPUS="1", PATH=f"{Path(ray_bin).parent}:{os.environ['PATH']}")
     env.pop("RAY_ADDRESS", None)
-    node_tmp = tempfile.mkdtemp(prefix="rn", dir="/tmp")   # sockets need a short path
+    head_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")   # sockets need a short path; its own
+    node_tmp = tempfile.mkdtemp(prefix="rn", dir="/tmp")   # session directories, not /tmp/ray's
     try:
-        proc = subprocess.run([ROOT / "launch/ray_head.sh", "--disable-usage-stats"], env=env,
+        proc = subprocess.run([ROOT / "launch/ray_head.sh", f"--temp-dir={head_tmp}",
+                               "--disable-usage-stats"], env=env,
                               timeout=180, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         proc = subprocess.run([ROOT / "launch/ray_worker.sh", f"127.0.0.1:{port}",
@@ -52,7 +58,9 @@ def ray_head(tmp_path):
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         yield env
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, timeout=120, capture_output=True)
+        kill_marked(marker)
+        assert not marked(marker), "Ray processes survived SIGKILL"
+        shutil.rmtree(head_tmp, ignore_errors=True)
         shutil.rmtree(node_tmp, ignore_errors=True)
 
 
