@@ -79,6 +79,8 @@ class Elastic:
                                      quiet, group=(r, world, rdv, generation)): m
                         for r, m in enumerate(self.members)}
                 summary, cause, seen = self._watch(refs, rdv, generation)
+                self.rendezvous.remove(rdv)
+                ray.kill(rdv, no_restart=True)      # every member has left it
                 if summary is not None:
                     self._flush(time.time())
                     summary["membership_changes"] = self.changes
@@ -88,7 +90,7 @@ class Elastic:
                 if any(o["completed"] != pos["completed"] for o in others):
                     raise JobFailed("elastic regroup: the parameter servers disagree on the "
                                     f"step ({[pos['completed']] + [o['completed'] for o in others]})")
-                self._admit_ready(wait=0)
+                self._admit_ready()
                 if len(self.members) < self.low:
                     self._wait_for_members(cause, pos["completed"])
                 source = "servers" if pos["loaded"] else resume
@@ -158,7 +160,7 @@ class Elastic:
                 ray.kill(self.joining.pop(ref), no_restart=True)
         return alive
 
-    def _admit_ready(self, wait):
+    def _admit_ready(self):
         for ref in self._ready_joiners():
             if len(self.members) < self.high:
                 self.members.append(self.joining.pop(ref))
@@ -176,7 +178,7 @@ class Elastic:
                     f"{self.low}, but the Ray cluster had {free:g} free CPU(s): add a node or "
                     "lower dist.min_workers")
             self._grow()
-            self._admit_ready(wait=0)
+            self._admit_ready()
             time.sleep(0.1)
 
     # -- records ---------------------------------------------------------------------------------

@@ -65,7 +65,6 @@ class ParameterServerSync:
 
     def pull_servers(self):
         """Take the servers' current parameters (a worker joining an elastic run)."""
-        import ray
         self._pull([s.parameters.remote() for s in self.servers])
 
     def optimizer_state(self):
