@@ -4,6 +4,9 @@ Gradients never go through here: they go to the parameter servers (server.py). W
 few small arrays per logging step, so one gathering actor is enough: every rank hands its array to
 `Rendezvous.gather`, which answers when all ranks of that collective have arrived, and each rank
 reduces the rows itself in rank order (so every rank gets bit-identical results).
+
+Elastic runs (distbp/ray/elastic.py) have one rendezvous per membership: when a member dies the
+driver aborts it, and every collective waiting in it, or issued later, raises Regroup.
 """
 import asyncio
 
@@ -12,14 +15,26 @@ import numpy as np
 from distbp.comm.base import OPS, CommError, Communicator
 
 
+class Regroup(Exception):
+    """The driver is changing the membership of an elastic run: leave fit() at once (the actor
+    stays, for the next membership; the parameter servers keep the state)."""
+
+
 class Rendezvous:
     """Actor: collective number n -> the list of every rank's array, once all have arrived."""
 
     def __init__(self, world):
         self.world = world
         self.rounds = {}
+        self.aborted = asyncio.Event()
+
+    async def abort(self):
+        """A member died: release everyone waiting here (they get None), now and later."""
+        self.aborted.set()
 
     async def gather(self, n, rank, array):
+        if self.aborted.is_set():
+            return None
         r = self.rounds.get(n)
         if r is None:
             r = self.rounds[n] = {"rows": [None] * self.world, "left": self.world,
@@ -29,7 +44,13 @@ class Rendezvous:
         if r["left"] == 0:
             r["event"].set()
         else:
-            await r["event"].wait()
+            done = asyncio.ensure_future(r["event"].wait())
+            abort = asyncio.ensure_future(self.aborted.wait())
+            await asyncio.wait([done, abort], return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+            abort.cancel()
+            if not r["event"].is_set():
+                return None
         rows = r["rows"]
         r["served"] += 1
         if r["served"] == self.world:
@@ -50,11 +71,14 @@ class RayCommunicator(Communicator):
         self._n += 1
         ref = self.rendezvous.gather.remote(self._n, self.rank, flat)
         try:
-            return ray.get(ref, timeout=self.timeout)
+            rows = ray.get(ref, timeout=self.timeout)
         except ray.exceptions.GetTimeoutError:
             raise CommError(f"rank {self.rank}: {what} #{self._n} waited {self.timeout:g}s for the "
                             "other Ray workers (dist.timeout); a worker died or is stuck",
                             op=what) from None
+        if rows is None:
+            raise Regroup(f"rank {self.rank}: {what} #{self._n}: the membership is changing")
+        return rows
 
     def _allreduce(self, flat, op):
         rows = self._gather(flat, "allreduce")

@@ -9,7 +9,9 @@ The driver (this process) never touches the training data: each worker actor ope
 files and reads its own rows. Rank 0 is pinned to the driver's node and alone writes the run
 directory. When a worker actor dies, every actor of the attempt is killed and, while fewer than
 dist.max_failures restarts have happened, a new attempt resumes from the newest checkpoint (as Ray
-Train does); otherwise the run fails with a message naming the worker.
+Train does); otherwise the run fails with a message naming the worker. With dist.min_workers or
+dist.max_workers set the run is elastic instead (elastic.py): it goes on with the survivors from
+the servers' in-memory state and grows back when the cluster has capacity again.
 """
 import os
 import uuid
@@ -62,6 +64,11 @@ def check_config(cfg):
     if cfg["dist"]["max_staleness"] and cfg["dist"]["max_failures"]:
         raise UsageError("dist.max_failures restarts replay from a checkpoint, which an "
                          "asynchronous run (dist.max_staleness > 0) cannot: set one to 0")
+    d = cfg["dist"]
+    if d["max_staleness"] and (d["min_workers"] or d["max_workers"]):
+        raise UsageError("dist.min_workers / dist.max_workers (elastic) regroup at a step "
+                         "boundary, which an asynchronous run (dist.max_staleness > 0) has not: "
+                         "set dist.max_staleness=0")
 
 
 def connect(address=None, workers=1):
@@ -101,7 +108,11 @@ def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False, entr
         failures = 0
         while True:
             try:
-                summary = Attempt(cfg, out).run(entry, resume, trace, quiet)
+                if cfg["dist"]["min_workers"] or cfg["dist"]["max_workers"]:
+                    from distbp.ray.elastic import Elastic
+                    summary = Elastic(cfg, out, entry).run(resume, trace, quiet)
+                else:
+                    summary = Attempt(cfg, out).run(entry, resume, trace, quiet)
                 summary["restarts"] = failures
                 return summary
             except WorkerDied as e:
@@ -142,12 +153,13 @@ class Attempt:
         worker_cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)
         self.workers = [worker_cls.options(name=f"{run}-worker-{r}",
                                            scheduling_strategy=here if r == 0 else "DEFAULT")
-                        .remote(r, d["workers"], self.rendezvous, os.getcwd())
-                        for r in range(d["workers"])]
+                        .remote(os.getcwd()) for r in range(d["workers"])]
 
     def run(self, entry, resume, trace, quiet=False):
         ray = _import_ray()
-        futures = {w.fit.remote(entry, self.cfg, self.out, self.servers, resume, trace, quiet): r
+        world = len(self.workers)
+        futures = {w.fit.remote(entry, self.cfg, self.out, self.servers, resume, trace, quiet,
+                                group=(r, world, self.rendezvous, 0)): r
                    for r, w in enumerate(self.workers)}
         results = {}
         try:

@@ -15,12 +15,21 @@ with that one reference (returning the array would store one copy per worker); t
 the reference only until the last worker has been answered. Smaller shards travel inline in the
 reply. Pushed gradients are dropped as soon as they are summed.
 
+Elastic membership (dist.min_workers / dist.max_workers, distbp/ray/elastic.py). The workers of
+one membership (a generation) push with its number. close() ends a generation: from then on a
+push is answered REGROUP, and every round not decided yet is aborted on every shard (the shard
+that lacks a gradient tells its peers, and a shard decides only once it has every shard's norm,
+which a shard that lacks a gradient never sends, so either all shards apply a step or none does).
+The servers keep the parameters, the optimizer state and the count of completed steps; open()
+starts the next generation with its world size, and the workers go on from `position()`.
+
 Asynchronous mode (dist.max_staleness=S > 0). Each worker's gradient is applied as soon as it
 arrives (one optimizer update per push; the scheduler advances once per `world` pushes), and a
 worker that finished step s waits only until the slowest worker has finished step s + 1 - S.
 The result depends on arrival order: it is not deterministic.
 """
 import asyncio
+import time
 
 import numpy as np
 
@@ -42,8 +51,12 @@ def store_bound(shard_bytes, world, inline_bytes):
     return 2 * (world + 1) * len(stored), 2 * (world + 1) * sum(stored)
 
 
+# a push's answer when its generation is over: the worker leaves fit() for the next membership
+REGROUP = ("regroup",)
+
+
 class _Round:
-    __slots__ = ("grads", "arrived", "served", "params", "norms", "all_norms", "done")
+    __slots__ = ("grads", "arrived", "served", "params", "norms", "all_norms", "done", "aborted")
 
     def __init__(self, world):
         self.grads = [None] * world
@@ -52,6 +65,7 @@ class _Round:
         self.norms = {}                     # shard -> (squared norm, first bad param or None)
         self.all_norms = asyncio.Event()
         self.done = asyncio.Event()
+        self.aborted = False                # the generation ended before this step was decided
 
 
 class ParameterServer:
@@ -70,14 +84,20 @@ class ParameterServer:
         self.updates = 0
         self.clock_changed = asyncio.Condition()
         self.peers = []
+        # elastic membership: the current generation, whether it is closed, and the position
+        self.generation, self.closed = 0, False
+        self.completed = self.skipped = 0       # steps decided (applied or skipped), skipped ones
+        self.loaded = False
+        self.first_step_time = None             # when this generation's first step was decided
 
     async def set_peers(self, peers):
         """Handles of all K servers (this one included), in shard order."""
         self.peers = peers
 
-    async def load(self, shard_pieces, flat, piece_states, groups, scheduler_state, total_steps):
+    async def load(self, shard_pieces, flat, piece_states, groups, scheduler_state, total_steps,
+                   start_step=0, skipped=0):
         """Take this shard's parameters, optimizer state and hyper-parameters (the current lr of a
-        resumed run included) from rank 0."""
+        resumed run included) from rank 0, and the position (steps done, steps skipped)."""
         self.pieces = [tuple(p) for p in shard_pieces]
         self.flat = np.array(flat, copy=True)           # writeable; the pieces are views of it
         offsets = np.cumsum([0] + [b - a for _, a, b in self.pieces])
@@ -93,7 +113,52 @@ class ParameterServer:
                                             "param_groups": groups})
         if scheduler_state is not None:
             self.scheduler.load_state_dict(scheduler_state)
+        self.completed, self.skipped, self.loaded = start_step, skipped, True
         return self.flat.size
+
+    # -- elastic membership ----------------------------------------------------------------------
+    async def open(self, generation, world):
+        """Start a generation of `world` workers (rounds of earlier ones are dropped)."""
+        self.generation, self.world, self.closed = generation, world, False
+        self.rounds.clear()
+        self.first_step_time = None
+
+    async def close(self, generation):
+        """End `generation`: undecided rounds are aborted on every shard, later pushes refused."""
+        if generation != self.generation or self.closed:
+            return
+        self.closed = True
+        for step, r in list(self.rounds.items()):
+            if r.arrived < self.world:
+                self._abort(step, tell=True)
+
+    async def abort_round(self, step, generation):
+        """A peer lacks a gradient of `step` at the end of the generation: do not apply it."""
+        if generation == self.generation:
+            self._abort(step, tell=False)
+
+    def _abort(self, step, tell):
+        r = self._round(step)
+        if r.aborted or len(r.norms) == max(1, len(self.peers)):
+            return                          # already aborted, or decided here (then everywhere)
+        r.aborted = True
+        r.grads = None
+        r.all_norms.set()
+        r.done.set()
+        if tell:
+            for k, peer in enumerate(self.peers):
+                if k != self.index:
+                    peer.abort_round.remote(step, self.generation)
+
+    async def position(self):
+        """-> {completed, skipped, scheduler, loaded, first_step_time}: where the run stands."""
+        return {"completed": self.completed, "skipped": self.skipped, "loaded": self.loaded,
+                "scheduler": self.scheduler.state_dict() if self.loaded else None,
+                "first_step_time": self.first_step_time}
+
+    async def parameters(self):
+        """This shard's current parameters (a new generation's workers start from them)."""
+        return self.flat
 
     # -- synchronous mode ------------------------------------------------------------------------
     def _round(self, step):
@@ -102,9 +167,16 @@ class ParameterServer:
             r = self.rounds[step] = _Round(self.world)
         return r
 
-    async def push(self, step, rank, grad):
-        """-> (global squared norm, first non-finite param index or None, this shard's params)."""
+    async def push(self, step, rank, grad, generation=0):
+        """-> (global squared norm, first non-finite param index or None, this shard's params),
+        or REGROUP when `generation` has ended (the step is then aborted on every shard)."""
+        if generation != self.generation or self.closed:
+            if generation == self.generation:
+                self._abort(step, tell=True)
+            return REGROUP
         r = self._round(step)
+        if r.aborted:
+            return REGROUP
         r.grads[rank] = grad
         r.arrived += 1
         if r.arrived == self.world:
@@ -115,9 +187,11 @@ class ParameterServer:
             sq, bad = self._norm(total)
             for k, peer in enumerate(self.peers):
                 if k != self.index:
-                    peer.norm.remote(step, self.index, sq, bad)
-            await self.norm(step, self.index, sq, bad)
+                    peer.norm.remote(step, self.index, sq, bad, generation)
+            await self.norm(step, self.index, sq, bad, generation)
             await r.all_norms.wait()
+            if r.aborted:
+                return REGROUP
             sq, bad = self._global(r.norms)
             _, scale = decide(step, sq, bad, self.policy)
             if scale is not None:
@@ -125,11 +199,18 @@ class ParameterServer:
                     total *= scale
                 self._step(total)
                 self.scheduler.step()
+            else:
+                self.skipped += 1
+            self.completed = step + 1
+            if self.first_step_time is None:
+                self.first_step_time = time.time()
             del total
             r.params = self._publish()
             r.done.set()
         else:
             await self._wait_for_round(r, step)
+            if r.aborted:
+                return REGROUP
         del grad                                        # our view of the pushed object
         params = r.params
         r.served += 1
@@ -156,8 +237,10 @@ class ParameterServer:
                                f"dist.timeout={self.cfg['dist']['timeout']:g}s (stopped answering?)"
                                ) from None
 
-    async def norm(self, step, shard, sq, bad):
+    async def norm(self, step, shard, sq, bad, generation=0):
         """A shard's squared gradient norm for `step` (from itself or a peer)."""
+        if generation != self.generation:
+            return                                      # a message of an ended generation
         r = self._round(step)
         r.norms[shard] = (sq, bad)
         if len(r.norms) == max(1, len(self.peers)):

@@ -7,10 +7,14 @@
   * apply(scale) copies back the servers' new parameters (a large shard is one stored object
     shared by all workers), whether or not the step was skipped: the servers decided alike.
   * optimizer_state() joins the servers' per-piece state into the per-parameter layout the other
-    backends write, so a run can be resumed with any backend.
+    backends write, so a run can be resumed with any backend;
+  * in an elastic run each push carries the membership's generation; a server that answers
+    REGROUP (the membership is changing) makes grad_sq_sum raise Regroup, and pull_servers()
+    gives a new membership's workers the servers' current parameters.
 
-The Worker actor runs `entry(cfg, out_dir, comm, servers, resume, trace, quiet)` (the training
-side passes distbp.train.ray_trainer.fit_worker), so nothing here imports distbp.train.
+The Worker actor runs `entry(cfg, out_dir, comm, servers, resume, trace, quiet, generation)` (the
+training side passes distbp.train.ray_trainer.fit_worker), so nothing here imports distbp.train.
+An actor may run it several times, once per membership of an elastic run, with another rank.
 """
 import fcntl
 import os
@@ -22,14 +26,16 @@ import numpy as np
 from distbp.data import ensure_prepared
 from distbp.logs import cli_logging
 from distbp.parallel.flat import join_state, pieces, shard_ranges, split_state
-from distbp.ray.comm import RayCommunicator
+from distbp.ray.comm import RayCommunicator, Regroup
+from distbp.ray.server import REGROUP
 
 
 class ParameterServerSync:
-    def __init__(self, named_params, servers, rank, asynchronous, tracer=None):
+    def __init__(self, named_params, servers, rank, asynchronous, tracer=None, generation=0):
         self.names = [n for n, _ in named_params]
         self.params = [p for _, p in named_params]
         self.servers, self.rank, self.asynchronous = servers, rank, asynchronous
+        self.generation = generation
         self.tracer = tracer
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
@@ -42,8 +48,10 @@ class ParameterServerSync:
         self.stats = {"comm_seconds": 0.0, "exposed_seconds": 0.0}
         self._answers = None
 
-    def load_servers(self, optimizer_state, scheduler_state, total_steps):
-        """Rank 0: hand every server its shard of the parameters and of the optimizer state."""
+    def load_servers(self, optimizer_state, scheduler_state, total_steps, start_step=0,
+                     skipped=0):
+        """Rank 0: hand every server its shard of the parameters and of the optimizer state, and
+        the position (steps done and skipped)."""
         import ray
         self._gather_params()
         sd = optimizer_state
@@ -51,8 +59,13 @@ class ParameterServerSync:
             raise ValueError("--backend ray supports one optimizer parameter group, got "
                              f"{len(sd['param_groups'])}")
         ray.get([s.load.remote(pcs, self.flat[lo:hi], split_state(sd["state"], pcs),
-                               sd["param_groups"], scheduler_state, total_steps)
+                               sd["param_groups"], scheduler_state, total_steps, start_step,
+                               skipped)
                  for s, pcs, (lo, hi) in zip(self.servers, self.shard_pieces, self.ranges)])
+
+    def pull_servers(self):
+        """Take the servers' current parameters (a worker joining an elastic run)."""
+        self._pull([s.parameters.remote() for s in self.servers])
 
     def optimizer_state(self):
         """The servers' optimizer state in the per-parameter layout {index: {name: value}}."""
@@ -68,10 +81,15 @@ class ParameterServerSync:
         for p, o in zip(self.params, self.offsets):
             self.flat[o:o + p.data.size] = 0 if p.grad is None else p.grad.reshape(-1)
         g = self.flat
-        push = "push_async" if self.asynchronous else "push"
-        refs = [getattr(s, push).remote(step, self.rank, g[lo:hi])
-                for s, (lo, hi) in zip(self.servers, self.ranges)]
+        if self.asynchronous:
+            refs = [s.push_async.remote(step, self.rank, g[lo:hi])
+                    for s, (lo, hi) in zip(self.servers, self.ranges)]
+        else:
+            refs = [s.push.remote(step, self.rank, g[lo:hi], self.generation)
+                    for s, (lo, hi) in zip(self.servers, self.ranges)]
         answers = ray.get(refs)
+        if any(a == REGROUP for a in answers):   # all or none: the servers aborted the step
+            raise Regroup(f"rank {self.rank}: step {step}: the membership is changing")
         if self.asynchronous:                     # each shard's own norm
             sq = sum(a[0] for a in answers)
             bad = min((a[1] for a in answers if a[1] is not None), default=None)
@@ -102,6 +120,7 @@ class ParameterServerSync:
         object reference shared by every worker; its zero-copy view into the object store is
         dropped right after the copy, so the store can free it as soon as all workers have it."""
         import ray
+        shards = list(shards)
         stored = [k for k, v in enumerate(shards) if isinstance(v, ray.ObjectRef)]
         if stored:
             for k, values in zip(stored, ray.get([shards[k] for k in stored])):
@@ -114,18 +133,31 @@ class ParameterServerSync:
 
 
 class Worker:
-    """The Ray actor around one training worker. Rank 0 runs on the driver's node and writes the run."""
+    """The Ray actor around one training worker. Rank 0 runs on the driver's node and writes the
+    run (in an elastic run, rank 0 is the oldest member: after rank 0's death, another node's)."""
 
-    def __init__(self, rank, world, rendezvous, cwd):
-        self.rank, self.world, self.rendezvous = rank, world, rendezvous
+    def __init__(self, cwd):
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)               # relative data and run paths mean what they meant to the user
 
-    def fit(self, entry, cfg, out_dir, servers, resume, trace, quiet=False):
+    def ready(self, entry, cfg):
+        """Imports done (unpickling `entry` imports the training side) and the data set here:
+        what an elastic run waits for before a new member joins at a step boundary."""
         _ensure_data(cfg["data"])
-        comm = RayCommunicator(self.rank, self.world, self.rendezvous, cfg["dist"]["timeout"])
-        with cli_logging(self.rank):    # log records as the command's lines, forwarded by Ray
-            return entry(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet)
+        return os.getpid()
+
+    def fit(self, entry, cfg, out_dir, servers, resume, trace, quiet=False, group=None):
+        """group: (rank, world, rendezvous, generation). Returns entry's summary, or
+        {"regroup": True} when the membership changed under it (elastic runs)."""
+        rank, world, rendezvous, generation = group
+        _ensure_data(cfg["data"])
+        comm = RayCommunicator(rank, world, rendezvous, cfg["dist"]["timeout"])
+        with cli_logging(rank):         # log records as the command's lines, forwarded by Ray
+            try:
+                return entry(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet,
+                             generation=generation)
+            except Regroup:
+                return {"regroup": True}
 
 
 def _ensure_data(data_cfg):

@@ -92,6 +92,9 @@ DEFAULTS = {
         "ps_shards": 1,           # ray: parameter-server actors
         "max_staleness": 0,       # ray: 0 = synchronous
         "max_failures": 0,        # ray: worker restarts from the last checkpoint
+        "min_workers": 0,         # ray: elastic, go on without dead workers down to this many (0: workers; both 0: off)
+        "max_workers": 0,         # ray: elastic, grow up to this many when capacity returns (0: workers)
+        "elastic_wait": 60.0,     # ray: elastic, seconds to wait for capacity below min_workers
     },
     "checkpoint": {
         "every_steps": 0,         # 0: only at the end
@@ -118,7 +121,8 @@ MINIMUM = {
     "optim.lr": 0.0, "optim.weight_decay": 0.0, "optim.warmup_steps": 0, "optim.min_lr": 0.0,
     "optim.momentum": 0.0, "optim.step_size": 1, "optim.gamma": 0.0,
     "dist.workers": 1, "dist.bucket_mb": 0.0, "dist.timeout": 0.1, "dist.ps_shards": 1,
-    "dist.max_staleness": 0, "dist.max_failures": 0,
+    "dist.max_staleness": 0, "dist.max_failures": 0, "dist.min_workers": 0,
+    "dist.max_workers": 0, "dist.elastic_wait": 0.0,
     "checkpoint.every_steps": 0, "checkpoint.keep": 1,
     "model.depth": 1, "model.width": 1, "model.blocks": 1, "model.dropout": 0.0,
     "model.embed_dim": 1, "model.num_heads": 1, "model.layers": 1, "model.init_gain": 0.0,
@@ -285,6 +289,7 @@ def validate(cfg):
             f"train.global_batch_size={t['global_batch_size']} is smaller than dist.workers="
             f"{cfg['dist']['workers']} x train.accumulate_steps={t['accumulate_steps']}: "
             "every worker needs at least one sample per micro-step")
+    _check_elastic(cfg["dist"], t)
     if cfg["optim"]["lr"] <= 0:
         raise UsageError(f"config key 'optim.lr' must be > 0, got {cfg['optim']['lr']!r}")
     if cfg["model"]["dropout"] >= 1:
@@ -304,6 +309,31 @@ def validate(cfg):
                              f"model.name={m['name']!r} takes its arguments from model.kwargs")
     from distbp.data import build_augment_from
     build_augment_from(cfg["data"])         # unknown augmentation names and bad parameters
+
+
+def elastic_bounds(d):
+    """-> (min_workers, max_workers) of an elastic run, or None when neither key is set."""
+    if not d["min_workers"] and not d["max_workers"]:
+        return None
+    return d["min_workers"] or d["workers"], d["max_workers"] or d["workers"]
+
+
+def _check_elastic(d, t):
+    bounds = elastic_bounds(d)
+    if bounds is None:
+        return
+    low, high = bounds
+    if low > d["workers"]:
+        raise UsageError(f"config key 'dist.min_workers' must be <= dist.workers={d['workers']}, "
+                         f"got {low}")
+    if high < d["workers"]:
+        raise UsageError(f"config key 'dist.max_workers' must be >= dist.workers={d['workers']}, "
+                         f"got {high}")
+    if t["global_batch_size"] < high * t["accumulate_steps"]:
+        raise UsageError(f"config key 'dist.max_workers' is {high}, more than "
+                         f"train.global_batch_size={t['global_batch_size']} / "
+                         f"train.accumulate_steps={t['accumulate_steps']}: every worker needs at "
+                         "least one sample per micro-step")
 
 
 def dump_config(cfg, path):

@@ -6,7 +6,11 @@ Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. 
   * rank 0's checkpoints take the optimizer state from the servers, in the per-parameter layout
     the other backends write, so a run can be resumed with any backend;
   * on --resume only rank 0 reads the run directory; the others get the position from it, and
-    the parameters by the DDP broadcast (the nodes of a cluster need not share a disk).
+    the parameters by the DDP broadcast (the nodes of a cluster need not share a disk);
+  * resume="servers" (a new membership of an elastic run, distbp/ray/elastic.py): every rank
+    takes the position (steps done and skipped, the lr schedule) and the parameters from the
+    parameter servers, which hold the run's state in memory: no checkpoint is read, and the
+    step-addressed loader re-shards the same global batches over the new world.
 """
 import json
 
@@ -19,19 +23,23 @@ from distbp.train.trainer import Trainer
 
 class RayTrainer(Trainer):
     def __init__(self, cfg, out_dir, comm, servers, resume=False, trace=False, log=None,
-                 quiet=False):
-        self.servers = servers
+                 quiet=False, generation=0):
+        self.servers, self.from_servers = servers, resume == "servers"
         super().__init__(cfg, out_dir, comm, resume=resume, trace=trace, log=log, quiet=quiet)
         self.ddp.reducer.remove_hooks()
         self.asynchronous = cfg["dist"]["max_staleness"] > 0
         self.sync = ParameterServerSync(list(self.model.named_parameters()), servers, self.rank,
-                                        self.asynchronous, self.tracer)
-        if self.is_main:
+                                        self.asynchronous, self.tracer, generation)
+        if self.from_servers:
+            self.sync.pull_servers()
+        elif self.is_main:
             self.sync.load_servers(self.optimizer.state_dict(), self.scheduler.state_dict(),
-                                   self.steps)
+                                   self.steps, self.start_step, self.skipped_steps)
         comm.barrier()
 
     def _resume(self):
+        if self.resume_from_servers():
+            return
         info = None
         if self.is_main:
             super()._resume()
@@ -44,6 +52,19 @@ class RayTrainer(Trainer):
             self.start_step, self.skipped_steps = info["step"], info["skipped"]
             self.scheduler.load_state_dict(info["scheduler"])
             distbp.random.default_generator().bit_generator.state = info["rng"]
+
+    def resume_from_servers(self):
+        """Every rank: the position of an elastic run's new membership, from server 0 (all
+        servers hold the same; the parameters are pulled once the update strategy exists)."""
+        import ray
+        if not self.from_servers:
+            return False
+        pos = ray.get(self.servers[0].position.remote())
+        self.start_step, self.skipped_steps = pos["completed"], pos["skipped"]
+        self.scheduler.load_state_dict(pos["scheduler"])
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+            group["lr"] = lr
+        return True
 
     def save_checkpoint(self, step):
         if self.is_main:
@@ -61,9 +82,10 @@ class RayTrainer(Trainer):
         return summary
 
 
-def fit_worker(cfg, out_dir, comm, servers, resume=False, trace=False, quiet=False):
-    """What each Ray Worker actor runs."""
-    return RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet).fit()
+def fit_worker(cfg, out_dir, comm, servers, resume=False, trace=False, quiet=False, generation=0):
+    """What each Ray Worker actor runs (once per membership in an elastic run)."""
+    return RayTrainer(cfg, out_dir, comm, servers, resume=resume, trace=trace, quiet=quiet,
+                      generation=generation).fit()
 
 
 def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):

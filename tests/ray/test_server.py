@@ -103,3 +103,73 @@ def test_a_worker_that_stops_pushing_is_named_after_the_timeout():
     with pytest.raises(TimeoutError, match=r"step 0: no gradient from worker\(s\) \[1\] after "
                                            r"dist.timeout=0.3s"):
         asyncio.run(run())
+
+
+class _Peer(_Handle):
+    """A peer handle that also carries abort_round (elastic membership)."""
+
+    def __init__(self, server):
+        super().__init__(server)
+        self.abort_round = _Call(server.abort_round)
+
+
+class _Call:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remote(self, *args):
+        return asyncio.ensure_future(self.fn(*args))
+
+
+def test_closing_a_generation_aborts_an_undecided_step_on_every_shard():
+    """Worker 1 dies after pushing step 1 to shard 0 only: shard 0 has every gradient of the
+    step, shard 1 does not. close() makes both refuse the step (none applies it), worker 0's
+    pushes answer REGROUP, and the next generation (one worker) goes on from step 1."""
+    from distbp.ray.server import REGROUP
+    cfg = load_config(None, ["optim.name=sgd", "optim.lr=0.1", "optim.schedule=constant"])
+    flat = np.arange(sum(SIZES), dtype=np.float64)
+    ranges = shard_ranges(SIZES, 2)
+
+    async def run():
+        servers = [ParameterServer(k, cfg, 2) for k in range(2)]
+        for s, (lo, hi) in zip(servers, ranges):
+            pcs = pieces(SIZES, lo, hi)
+            await s.load(pcs, flat[lo:hi], [{}] * len(pcs), None, None, 10)
+            await s.set_peers([_Peer(x) for x in servers])
+        g = np.ones(flat.size)
+        await asyncio.gather(*[s.push(0, w, g[lo:hi]) for w in (0, 1)
+                               for s, (lo, hi) in zip(servers, ranges)])
+        after0 = np.concatenate([s.flat for s in servers]).copy()
+        lo, hi = ranges[0]
+        w1 = asyncio.ensure_future(servers[0].push(1, 1, g[lo:hi]))      # then worker 1 dies
+        w0 = [asyncio.ensure_future(s.push(1, 0, g[a:b])) for s, (a, b) in zip(servers, ranges)]
+        await asyncio.sleep(0.01)
+        await asyncio.gather(*[s.close(0) for s in servers])
+        answers = await asyncio.gather(w1, *w0)
+        assert all(a == REGROUP for a in answers)
+        assert np.array_equal(np.concatenate([s.flat for s in servers]), after0)
+        positions = [await s.position() for s in servers]
+        assert [p["completed"] for p in positions] == [1, 1]
+        for s in servers:
+            await s.open(1, 1)
+        answers = await asyncio.gather(*[s.push(1, 0, g[a:b], 1)
+                                         for s, (a, b) in zip(servers, ranges)])
+        assert all(a != REGROUP for a in answers)
+        assert [(await s.position())["completed"] for s in servers] == [2, 2]
+        assert await servers[0].push(2, 0, g[:1], 0) == REGROUP      # an ended generation
+        return after0, np.concatenate([s.flat for s in servers])
+
+    after0, after1 = asyncio.run(run())
+    # SGD, momentum 0.9: step 0 summed 2 workers' ones (buffer 2), step 1 one worker's
+    np.testing.assert_allclose(after1, after0 - 0.1 * (0.9 * 2.0 + 1.0))
+
+
+@pytest.mark.parametrize("sets, fragment", [
+    (["dist.min_workers=3"], "'dist.min_workers' must be <= dist.workers=2, got 3"),
+    (["dist.max_workers=1"], "'dist.max_workers' must be >= dist.workers=2, got 1"),
+    (["dist.max_workers=40", "train.global_batch_size=32"], "'dist.max_workers' is 40"),
+])
+def test_elastic_bounds_are_checked_naming_the_key(sets, fragment):
+    from distbp.errors import UsageError
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        load_config(None, sets)
