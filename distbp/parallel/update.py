@@ -93,12 +93,21 @@ class AllReduce:
 
 class Sharded:
     """Each rank holds the reduced gradient of its shard and steps it (ZeroRedundancyOptimizer);
-    the norm is one small all-reduce of the shards' squares (the same bits everywhere)."""
+    the norm is one small all-reduce of the shards' squares (the same bits everywhere).
+    overlap=True: the parameter all-gather runs behind the next forward pass
+    (ZeroRedundancyOptimizer.overlap_allgather); whoever reads parameters between a step and the
+    next forward calls wait_parameters() first (the trainer's per-layer snapshot does not yet, so
+    the trainer keeps overlap off)."""
 
-    def __init__(self, ddp, optimizer):
+    def __init__(self, ddp, optimizer, overlap=False):
         self.ddp, self.optimizer, self.comm = ddp, optimizer, optimizer.comm
         self.names = [n for n, _ in ddp.module.named_parameters()]
         self.stats = ddp.reducer.stats
+        if overlap:
+            optimizer.overlap_allgather(ddp.module)
+
+    def wait_parameters(self):
+        self.optimizer.wait_parameters()
 
     def grad_sq_sum(self, step):
         sq = sum(float(np.vdot(g, g)) for g in self.optimizer.shard_grads()
@@ -121,4 +130,5 @@ class Sharded:
         self.optimizer.step()
 
     def gather_gradients(self):
+        self.optimizer.wait_parameters()
         self.ddp.reducer.gather_gradients()

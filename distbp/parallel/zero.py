@@ -24,6 +24,13 @@ and the wrapped optimizer sees one `flat.Piece` per part of a parameter in this 
 distbp optimizer is elementwise, so the numbers are those of the whole parameter, and every rank
 ends with the owners' bits. A parameter whose grad is None is left alone, as by a plain optimizer.
 
+overlap_allgather(module) hides the all-gather behind the next forward pass: step() then only
+starts the segments' all-gathers (on the communicator's thread, in the order the forward first uses
+them) and a forward pre-hook on each submodule waits for the segments holding its own parameters
+before it runs. Until the forward (or wait_parameters()) the parameters hold stale values on the
+ranks that do not own them: read them only after wait_parameters(). step(), state_dict() and
+load_state_dict() wait first. The time spent waiting is the exposed communication.
+
 state_dict() and load_state_dict() use the plain per-parameter layout (indices in `params` order,
 as a plain optimizer over them has), so checkpoints move freely between sharded and unsharded runs
 and any world size. Both are collectives: every rank must call them.
@@ -121,7 +128,55 @@ class ZeroRedundancyOptimizer(Optimizer):
         self.defaults = self.optim.defaults
         self.state = self.optim.state
         self.tracer = self.reducer.tracer if self.reducer else None
-        self.allgather_seconds = 0.0
+        self.allgather_seconds = 0.0     # time the caller was blocked on the all-gather
+        self._pending = []               # [(segment, Work)] of a deferred all-gather, issue order
+        self._order = None               # segments in forward order, when overlapping
+        self._hooks = []
+
+    def overlap_allgather(self, module):
+        """Defer each step's parameter all-gather to the forward pass of `module` (see above)."""
+        if self._hooks:
+            raise RuntimeError("ZeroRedundancyOptimizer.overlap_allgather() was called already")
+        seg_of = {id(p): k for k, seg in enumerate(self.segments) for p in seg.params}
+        first_use = {}          # segment -> position of its first parameter in module order
+        for pos, p in enumerate(module.parameters()):
+            k = seg_of.get(id(p))
+            if k is not None:
+                first_use.setdefault(k, pos)
+        missing = [k for k in range(len(self.segments)) if k not in first_use]
+        if missing:
+            raise ValueError("ZeroRedundancyOptimizer.overlap_allgather: the module does not hold "
+                             f"the parameters of segment(s) {missing}; pass the model it optimizes")
+        self._order = sorted(range(len(self.segments)), key=first_use.__getitem__)
+        for m in module.modules():
+            needs = {seg_of[id(p)] for p in m._parameters.values()
+                     if p is not None and id(p) in seg_of}
+            if needs:
+                self._hooks.append(m.register_forward_pre_hook(
+                    lambda mod, args, needs=frozenset(needs): self._wait(needs)))
+
+    def wait_parameters(self):
+        """Block until a deferred all-gather has written every parameter (no-op when none)."""
+        self._wait(None)
+
+    def _wait(self, needs):
+        if not self._pending:
+            return
+        t0 = time.perf_counter()
+        while self._pending and (needs is None or needs):
+            k, work = self._pending.pop(0)     # FIFO: earlier segments finish first anyway
+            work.wait()
+            if needs is not None:
+                needs = needs - {k}
+        self._account(t0, time.perf_counter(), "wait for parameters")
+
+    def _account(self, t0, t1, what):
+        self.allgather_seconds += t1 - t0
+        if self.reducer is not None:    # the blocked time is exposed communication
+            self.reducer.stats["comm_seconds"] += t1 - t0
+            self.reducer.stats["exposed_seconds"] += t1 - t0
+        if self.tracer:
+            self.tracer.complete(what, t0, t1, cat="comm")
 
     @property
     def param_groups(self):     # what lr schedulers change
@@ -164,22 +219,22 @@ class ZeroRedundancyOptimizer(Optimizer):
     def step(self, closure=None):
         if closure is not None:
             raise NotImplementedError("ZeroRedundancyOptimizer.step(closure) is not supported")
+        self.wait_parameters()
         self._bind_grads()
         self.optim.step()
+        if self._order is not None:     # started now, waited for by the next forward's hooks
+            self._pending = [(k, self.comm.allgather_into_async(self.segments[k].buffer))
+                             for k in self._order]
+            return
         t0 = time.perf_counter()
         for seg in self.segments:
             self.comm.allgather_into(seg.buffer)
-        t1 = time.perf_counter()
-        self.allgather_seconds += t1 - t0
-        if self.reducer is not None:    # the all-gather is exposed communication too
-            self.reducer.stats["comm_seconds"] += t1 - t0
-            self.reducer.stats["exposed_seconds"] += t1 - t0
-        if self.tracer:
-            self.tracer.complete("allgather parameters", t0, t1, cat="comm")
+        self._account(t0, time.perf_counter(), "allgather parameters")
 
     # -- checkpoints: the per-parameter layout ---------------------------------------------------------
     def state_dict(self):
         """Collective. The state a plain optimizer over `params` would have, on every rank."""
+        self.wait_parameters()
         mine = {}       # position in params -> {name: scalar | "array"} of my pieces
         for q, (seg, (i, _, _)) in zip(self.pieces, self._piece_of):
             s = self.optim.state.get(q)
@@ -216,6 +271,7 @@ class ZeroRedundancyOptimizer(Optimizer):
 
     def load_state_dict(self, state_dict):
         """Load a per-parameter state (from state_dict() or a plain optimizer); keeps my shard."""
+        self.wait_parameters()
         groups = state_dict["param_groups"]
         if len(groups) != 1:
             raise ValueError(f"loaded optimizer state has {len(groups)} parameter groups; "
