@@ -22,46 +22,38 @@ class _PadNd(Module):
         return f"{self.padding}" + (f", value={self.value}" if self._mode == "constant" else "")
 
 
-class ConstantPad1d(_PadNd):
+class _ConstantPad(_PadNd):
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class _ZeroPad(_PadNd):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+
+class ConstantPad1d(_ConstantPad):
     _dims = 1
 
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
 
-
-class ConstantPad2d(_PadNd):
+class ConstantPad2d(_ConstantPad):
     _dims = 2
 
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
 
-
-class ConstantPad3d(_PadNd):
+class ConstantPad3d(_ConstantPad):
     _dims = 3
 
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
 
-
-class ZeroPad1d(_PadNd):
+class ZeroPad1d(_ZeroPad):
     _dims = 1
 
-    def __init__(self, padding):
-        super().__init__(padding, 0.0)
 
-
-class ZeroPad2d(_PadNd):
+class ZeroPad2d(_ZeroPad):
     _dims = 2
 
-    def __init__(self, padding):
-        super().__init__(padding, 0.0)
 
-
-class ZeroPad3d(_PadNd):
+class ZeroPad3d(_ZeroPad):
     _dims = 3
-
-    def __init__(self, padding):
-        super().__init__(padding, 0.0)
 
 
 class _ModePad(_PadNd):
