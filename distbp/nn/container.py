@@ -166,53 +166,64 @@ class ModuleList(Module):
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class ModuleDict(Module):
+class _DictOf:
+    """The mapping methods ModuleDict and ParameterDict share, over the Module dict named by
+    `_store` ('_modules' or '_parameters'); subclasses define __setitem__ (how a value registers)."""
+    _store = None
+
+    def _dict(self):
+        return getattr(self, self._store)
+
+    def __getitem__(self, key):
+        return self._dict()[key]
+
+    def __delitem__(self, key):
+        del self._dict()[key]
+
+    def __contains__(self, key):
+        return key in self._dict()
+
+    def __len__(self):
+        return len(self._dict())
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def keys(self):
+        return self._dict().keys()
+
+    def values(self):
+        return self._dict().values()
+
+    def items(self):
+        return self._dict().items()
+
+    def clear(self):
+        self._dict().clear()
+
+    def pop(self, key):
+        return self._dict().pop(key)
+
+    def _update(self, mapping):
+        """From a mapping or an iterable of (key, value) pairs, in order."""
+        for key, value in (mapping.items() if hasattr(mapping, "items") else mapping):
+            self[key] = value
+
+
+class ModuleDict(_DictOf, Module):
     """An ordered dict of modules registered as children under their keys."""
+    _store = "_modules"
 
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
-        return self._modules[key]
-
     def __setitem__(self, key, module):
         self.add_module(key, module)
 
-    def __delitem__(self, key):
-        del self._modules[key]
-
-    def __contains__(self, key):
-        return key in self._modules
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def clear(self):
-        self._modules.clear()
-
-    def pop(self, key):
-        v = self[key]
-        del self[key]
-        return v
-
-    def keys(self):
-        return self._modules.keys()
-
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()
-
     def update(self, modules):
-        items = modules.items() if hasattr(modules, "items") else modules
-        for key, m in items:
-            self[key] = m
+        self._update(modules)
 
 
 def _as_parameter(value):
@@ -267,8 +278,9 @@ class ParameterList(Module):
                          f"{'x'.join(map(str, p.shape))}]" for i, p in enumerate(self))
 
 
-class ParameterDict(Module):
+class ParameterDict(_DictOf, Module):
     """An ordered dict of Parameters registered under their keys (plain Tensors become Parameters)."""
+    _store = "_parameters"
 
     def __init__(self, parameters=None):
         super().__init__()
@@ -279,41 +291,11 @@ class ParameterDict(Module):
         if not isinstance(name, str):
             raise TypeError(f"ParameterDict keys should be strings, got {type(name).__name__}")
 
-    def __getitem__(self, key):
-        return self._parameters[key]
-
     def __setitem__(self, key, value):
         self.register_parameter(key, _as_parameter(value))
 
-    def __delitem__(self, key):
-        del self._parameters[key]
-
-    def __contains__(self, key):
-        return key in self._parameters
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def keys(self):
-        return self._parameters.keys()
-
-    def values(self):
-        return self._parameters.values()
-
-    def items(self):
-        return self._parameters.items()
-
     def get(self, key, default=None):
         return self._parameters.get(key, default)
-
-    def pop(self, key):
-        return self._parameters.pop(key)
-
-    def clear(self):
-        self._parameters.clear()
 
     def setdefault(self, key, default=None):
         if key not in self:
@@ -327,9 +309,7 @@ class ParameterDict(Module):
         return ParameterDict(OrderedDict(self.items()))
 
     def update(self, parameters):
-        items = parameters.items() if hasattr(parameters, "items") else parameters
-        for key, v in items:
-            self[key] = v
+        self._update(parameters)
 
     def extra_repr(self):
         return "\n".join(f"({k}): Parameter containing: [{type(p).__name__} of size "
