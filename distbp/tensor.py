@@ -527,32 +527,16 @@ def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
-def exp(input):
-    return _as_tensor(input).exp()
+def _unary(name):
+    """torch.<name>(input) == input.<name>() (a number or an array becomes a Tensor first)."""
+    def fn(input):
+        return getattr(_as_tensor(input), name)()
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
 
-def log(input):
-    return _as_tensor(input).log()
-
-
-def sqrt(input):
-    return _as_tensor(input).sqrt()
-
-
-def abs(input):
-    return _as_tensor(input).abs()
-
-
-def tanh(input):
-    return _as_tensor(input).tanh()
-
-
-def sigmoid(input):
-    return _as_tensor(input).sigmoid()
-
-
-def relu(input):
-    return _as_tensor(input).relu()
+exp, log, sqrt, abs, tanh, sigmoid, relu = (
+    _unary(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu"))
 
 
 def clamp(input, min=None, max=None):
