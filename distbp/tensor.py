@@ -506,11 +506,21 @@ def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
-def _unary(name):
+def _unary(name, module=__name__):
     """torch.<name>(input) == input.<name>() (a number or an array becomes a Tensor first)."""
     def fn(input):
         return getattr(_as_tensor(input), name)()
     fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = module
+    return fn
+
+
+def _binary(name, module=__name__):
+    """torch.<name>(input, other) == input.<name>(other)."""
+    def fn(input, other):
+        return getattr(_as_tensor(input), name)(other)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = module
     return fn
 
 
