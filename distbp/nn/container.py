@@ -16,7 +16,23 @@ def _index(idx, n, what):
     return idx % n
 
 
-class Sequential(Module):
+class _Numbered:
+    """Sequential's and ModuleList's children, named '0', '1', ...: length, iteration over the
+    modules, and renumbering after a deletion (torch keeps the names '0', '1', ...)."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def _renumber(self, mods):
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+
+
+class Sequential(_Numbered, Module):
     """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module)): forward runs them in order."""
 
     def __init__(self, *args):
@@ -46,17 +62,7 @@ class Sequential(Module):
         keys = list(self._modules)
         for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]):
             del self._modules[key]
-        # torch renumbers so that the names stay '0', '1', ...
-        mods = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(list(self._modules.values()))
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -89,7 +95,7 @@ class Sequential(Module):
         return v
 
 
-class ModuleList(Module):
+class ModuleList(_Numbered, Module):
     """A list of modules registered as children '0', '1', ...; no forward of its own."""
 
     def __init__(self, modules=None):
@@ -133,15 +139,7 @@ class ModuleList(Module):
             del mods[idx]
         else:
             del mods[_index(idx, len(mods), "ModuleList")]
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(mods)
 
     def __iadd__(self, modules):
         return self.extend(modules)
