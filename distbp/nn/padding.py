@@ -32,66 +32,20 @@ class _ZeroPad(_PadNd):
         super().__init__(padding, 0.0)
 
 
-class ConstantPad1d(_ConstantPad):
-    _dims = 1
-
-
-class ConstantPad2d(_ConstantPad):
-    _dims = 2
-
-
-class ConstantPad3d(_ConstantPad):
-    _dims = 3
-
-
-class ZeroPad1d(_ZeroPad):
-    _dims = 1
-
-
-class ZeroPad2d(_ZeroPad):
-    _dims = 2
-
-
-class ZeroPad3d(_ZeroPad):
-    _dims = 3
-
-
 class _ModePad(_PadNd):
     def __init__(self, padding):
         super().__init__(padding)
 
 
-class ReflectionPad1d(_ModePad):
-    _dims, _mode = 1, "reflect"
+def _family(base, name, mode="constant"):
+    """torch's {name}1d, {name}2d, {name}3d: `base` over 1, 2, 3 padded dims."""
+    return tuple(type(f"{name}{n}d", (base,), {"_dims": n, "_mode": mode, "__module__": __name__,
+                                               "__qualname__": f"{name}{n}d"}) for n in (1, 2, 3))
 
 
-class ReflectionPad2d(_ModePad):
-    _dims, _mode = 2, "reflect"
-
-
-class ReplicationPad1d(_ModePad):
-    _dims, _mode = 1, "replicate"
-
-
-class ReplicationPad2d(_ModePad):
-    _dims, _mode = 2, "replicate"
-
-
-class CircularPad1d(_ModePad):
-    _dims, _mode = 1, "circular"
-
-
-class CircularPad2d(_ModePad):
-    _dims, _mode = 2, "circular"
-
-
-class ReflectionPad3d(_ModePad):
-    _dims, _mode = 3, "reflect"
-
-
-class ReplicationPad3d(_ModePad):
-    _dims, _mode = 3, "replicate"
-
-
-class CircularPad3d(_ModePad):
-    _dims, _mode = 3, "circular"
+ConstantPad1d, ConstantPad2d, ConstantPad3d = _family(_ConstantPad, "ConstantPad")
+ZeroPad1d, ZeroPad2d, ZeroPad3d = _family(_ZeroPad, "ZeroPad")
+ReflectionPad1d, ReflectionPad2d, ReflectionPad3d = _family(_ModePad, "ReflectionPad", "reflect")
+ReplicationPad1d, ReplicationPad2d, ReplicationPad3d = _family(_ModePad, "ReplicationPad",
+                                                               "replicate")
+CircularPad1d, CircularPad2d, CircularPad3d = _family(_ModePad, "CircularPad", "circular")
