@@ -3,7 +3,7 @@ torch's signatures; re-exported by distbp/__init__.py. Each is one line onto the
 the maths (and its backward) lives in one place."""
 import numpy as np
 
-from distbp.tensor import Tensor, _as_tensor, _data, dim_alias
+from distbp.tensor import Tensor, _as_tensor, _binary, _data, _unary, dim_alias
 
 
 def add(input, other, *, alpha=1):
@@ -72,72 +72,14 @@ def dot(input, tensor):
 
 # ---------------------------------------------------------------- pointwise
 
-def sin(input):
-    return input.sin()
-
-
-def cos(input):
-    return input.cos()
-
-
-def sign(input):
-    return input.sign()
-
-
-def floor(input):
-    return input.floor()
-
-
-def ceil(input):
-    return input.ceil()
+sin, cos, sign, floor, ceil, trunc, log2, log10, log1p, expm1, rsqrt, square, reciprocal, isnan, \
+    isinf, isfinite = (_unary(n, __name__) for n in (
+        "sin", "cos", "sign", "floor", "ceil", "trunc", "log2", "log10", "log1p", "expm1",
+        "rsqrt", "square", "reciprocal", "isnan", "isinf", "isfinite"))
 
 
 def round(input, *, decimals=0):
     return input.round(decimals=decimals)
-
-
-def trunc(input):
-    return input.trunc()
-
-
-def log2(input):
-    return input.log2()
-
-
-def log10(input):
-    return input.log10()
-
-
-def log1p(input):
-    return input.log1p()
-
-
-def expm1(input):
-    return input.expm1()
-
-
-def rsqrt(input):
-    return input.rsqrt()
-
-
-def square(input):
-    return input.square()
-
-
-def reciprocal(input):
-    return input.reciprocal()
-
-
-def isnan(input):
-    return input.isnan()
-
-
-def isinf(input):
-    return input.isinf()
-
-
-def isfinite(input):
-    return input.isfinite()
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
@@ -148,40 +90,8 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     return bool(np.allclose(_data(input), _data(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
-def equal(input, other):
-    return input.equal(other)
-
-
-def eq(input, other):
-    return input == other
-
-
-def ne(input, other):
-    return input != other
-
-
-def lt(input, other):
-    return input < other
-
-
-def le(input, other):
-    return input <= other
-
-
-def gt(input, other):
-    return input > other
-
-
-def ge(input, other):
-    return input >= other
-
-
-def logical_and(input, other):
-    return input.logical_and(other)
-
-
-def logical_or(input, other):
-    return input.logical_or(other)
+equal, eq, ne, lt, le, gt, ge, logical_and, logical_or = (_binary(n, __name__) for n in (
+    "equal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"))
 
 
 def logical_not(input):

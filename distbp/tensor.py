@@ -7,6 +7,8 @@ accepted as an alias of `dim=` where torch accepts it. Selection, sorting, split
 in-place methods (`add_`, `copy_`, `x[i] = v`, ...) live in tensor_ops.py (the TensorOps mixin), maths,
 reductions and shapes in tensor_math.py (TensorMath), creation functions in creation.py.
 """
+import operator
+
 import numpy as np
 
 from distbp import autograd
@@ -52,6 +54,16 @@ class _HookHandle:
 
     def remove(self):
         self._hooks.pop(self._key, None)
+
+
+def _compare(name):
+    """The comparison `name` (eq, lt, ...) as a method: elementwise, no grad, a bool Tensor."""
+    op = getattr(operator, name)
+
+    def method(self, other):
+        return Tensor(np.asarray(op(self.data, _data(other))))
+    method.__name__ = method.__qualname__ = f"__{name}__"
+    return method
 
 
 class Tensor(TensorMath, TensorOps):
@@ -346,44 +358,11 @@ class Tensor(TensorMath, TensorOps):
     def __getitem__(self, index):
         return M.GetItem.apply(self, index=_index_data(index))
 
-    # comparisons: no grad, bool tensors
-    def __eq__(self, o):
-        return Tensor(np.asarray(self.data == _data(o)))
-
-    def __ne__(self, o):
-        return Tensor(np.asarray(self.data != _data(o)))
-
-    def __lt__(self, o):
-        return Tensor(np.asarray(self.data < _data(o)))
-
-    def __le__(self, o):
-        return Tensor(np.asarray(self.data <= _data(o)))
-
-    def __gt__(self, o):
-        return Tensor(np.asarray(self.data > _data(o)))
-
-    def __ge__(self, o):
-        return Tensor(np.asarray(self.data >= _data(o)))
-
+    # comparisons: no grad, bool tensors; x.eq(y) is x == y, and so on
+    __eq__, __ne__, __lt__, __le__, __gt__, __ge__ = (
+        _compare(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     __hash__ = object.__hash__
-
-    def eq(self, other):
-        return self == other
-
-    def ne(self, other):
-        return self != other
-
-    def lt(self, other):
-        return self < other
-
-    def le(self, other):
-        return self <= other
-
-    def gt(self, other):
-        return self > other
-
-    def ge(self, other):
-        return self >= other
 
     greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
@@ -527,32 +506,26 @@ def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
-def exp(input):
-    return _as_tensor(input).exp()
+def _unary(name, module=__name__):
+    """torch.<name>(input) == input.<name>() (a number or an array becomes a Tensor first)."""
+    def fn(input):
+        return getattr(_as_tensor(input), name)()
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = module
+    return fn
 
 
-def log(input):
-    return _as_tensor(input).log()
+def _binary(name, module=__name__):
+    """torch.<name>(input, other) == input.<name>(other)."""
+    def fn(input, other):
+        return getattr(_as_tensor(input), name)(other)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = module
+    return fn
 
 
-def sqrt(input):
-    return _as_tensor(input).sqrt()
-
-
-def abs(input):
-    return _as_tensor(input).abs()
-
-
-def tanh(input):
-    return _as_tensor(input).tanh()
-
-
-def sigmoid(input):
-    return _as_tensor(input).sigmoid()
-
-
-def relu(input):
-    return _as_tensor(input).relu()
+exp, log, sqrt, abs, tanh, sigmoid, relu = (
+    _unary(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu"))
 
 
 def clamp(input, min=None, max=None):

@@ -25,6 +25,14 @@ from distbp.ops.movement import _is_basic
 _sort_result = collections.namedtuple("sort", ["values", "indices"])
 _topk_result = collections.namedtuple("topk", ["values", "indices"])
 
+def _unary_inplace(name):
+    """The method `<name>_`: the tensor becomes `self.<name>()`, written in place by _write."""
+    def method(self):
+        return self._write(lambda old: getattr(old, name)())
+    method.__name__, method.__qualname__ = f"{name}_", f"TensorOps.{name}_"
+    return method
+
+
 _VIEW_INPLACE = ("in-place op on a reshaped/permuted/expanded view of another tensor while autograd "
                  "records: torch would write through to the base tensor, distbp only does so for "
                  "indexed views (x[i]); apply it to the base, or clone() first")
@@ -124,29 +132,9 @@ class TensorOps:
     def pow_(self, exponent):
         return self._write(lambda old: old ** exponent)
 
-    def neg_(self):
-        return self._write(lambda old: -old)
-
-    def abs_(self):
-        return self._write(lambda old: old.abs())
-
-    def exp_(self):
-        return self._write(lambda old: old.exp())
-
-    def log_(self):
-        return self._write(lambda old: old.log())
-
-    def sqrt_(self):
-        return self._write(lambda old: old.sqrt())
-
-    def relu_(self):
-        return self._write(lambda old: old.relu())
-
-    def sigmoid_(self):
-        return self._write(lambda old: old.sigmoid())
-
-    def tanh_(self):
-        return self._write(lambda old: old.tanh())
+    # in place: self = self.<name>()
+    neg_, abs_, exp_, log_, sqrt_, relu_, sigmoid_, tanh_ = (
+        _unary_inplace(n) for n in ("neg", "abs", "exp", "log", "sqrt", "relu", "sigmoid", "tanh"))
 
     def clamp_(self, min=None, max=None):
         return self._write(lambda old: old.clamp(min, max))

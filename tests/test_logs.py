@@ -1,6 +1,7 @@
 """distbp logs through Python's logging: named `distbp.*` loggers, the rank in every record, INFO
 quiet on non-zero ranks; an embedding program silences or redirects it; the CLI's lines unchanged."""
 import ast
+import contextlib
 import io
 import logging
 from pathlib import Path
@@ -21,8 +22,10 @@ def fresh_rank(monkeypatch):
     monkeypatch.setattr(L, "_all_ranks", None)
 
 
+@contextlib.contextmanager
 def capture(name="distbp", level=logging.DEBUG):
-    """A handler of the embedding program's own on the distbp logger."""
+    """A handler of the embedding program's own on the distbp logger, removed on exit; yields
+    the stream it writes to."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(rank)s|%(name)s|%(levelname)s|%(message)s"))
@@ -30,7 +33,11 @@ def capture(name="distbp", level=logging.DEBUG):
     logger.addHandler(handler)
     old = logger.level
     logger.setLevel(level)
-    return stream, lambda: (logger.removeHandler(handler), logger.setLevel(old))
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
 
 
 def test_records_carry_the_rank_and_reach_the_programs_handler(caplog):
@@ -43,8 +50,7 @@ def test_records_carry_the_rank_and_reach_the_programs_handler(caplog):
 
 
 def test_non_zero_ranks_are_quiet_below_warning(monkeypatch):
-    stream, undo = capture()
-    try:
+    with capture() as stream:
         logger = L.get_logger("distbp.test")
         monkeypatch.setenv("RANK", "1")
         logger.info("info from 1")
@@ -53,8 +59,6 @@ def test_non_zero_ranks_are_quiet_below_warning(monkeypatch):
         logger.info("info from 0")
         L.set_rank(3, all_ranks=True)
         logger.debug("debug from 3")
-    finally:
-        undo()
     assert stream.getvalue().splitlines() == [
         "1|distbp.test|WARNING|warning from 1", "0|distbp.test|INFO|info from 0",
         "3|distbp.test|DEBUG|debug from 3"]
@@ -65,30 +69,19 @@ def test_rank_comes_from_the_launchers_variables(monkeypatch, var):
     monkeypatch.setenv(var, "2")
     assert L.get_rank() == 2
     monkeypatch.setenv("DISTBP_LOG_ALL_RANKS", "1")
-    stream, undo = capture()
-    try:
+    with capture() as stream:
         L.get_logger("distbp.test").info("all ranks")
-    finally:
-        undo()
     assert stream.getvalue() == "2|distbp.test|INFO|all ranks\n"
 
 
 def test_an_embedding_program_silences_distbp(tmp_path):
     """A library warning (a corrupt checkpoint skipped on resume) obeys the distbp logger's level."""
     (tmp_path / "step_000001.json").write_text("{not json")
-    stream, undo = capture(level=logging.ERROR)
-    try:
-        with pytest.raises(Exception):
-            ckpt.latest_intact(tmp_path)
-    finally:
-        undo()
+    with capture(level=logging.ERROR) as stream, pytest.raises(Exception):
+        ckpt.latest_intact(tmp_path)
     assert stream.getvalue() == ""
-    stream, undo = capture(level=logging.WARNING)
-    try:
-        with pytest.raises(Exception):
-            ckpt.latest_intact(tmp_path)
-    finally:
-        undo()
+    with capture(level=logging.WARNING) as stream, pytest.raises(Exception):
+        ckpt.latest_intact(tmp_path)
     assert stream.getvalue().startswith("0|distbp.train.checkpoint|WARNING|skipping corrupt")
 
 

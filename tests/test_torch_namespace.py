@@ -196,6 +196,17 @@ def test_inplace_in_a_graph_backpropagates_like_torch():
     check(run, (3, 2), (2,), seed=4)
 
 
+@pytest.mark.parametrize("name", ["neg", "abs", "exp", "log", "sqrt", "relu", "sigmoid", "tanh"])
+def test_unary_inplace_methods_and_functions_match_torch(name):
+    """x.<name>_() in a graph and torch.<name>(x): values and gradients as torch's."""
+    def run(m, x):
+        y = x * 1
+        getattr(y, name + "_")()
+        return (y * getattr(m, name)(x)).sum()
+
+    check(run, pos((3, 2)) if name in ("log", "sqrt") else (3, 2))
+
+
 def test_inplace_on_views_in_a_graph_writes_through_like_torch():
     def run(m, x):
         y = x * 2

@@ -16,7 +16,23 @@ def _index(idx, n, what):
     return idx % n
 
 
-class Sequential(Module):
+class _Numbered:
+    """Sequential's and ModuleList's children, named '0', '1', ...: length, iteration over the
+    modules, and renumbering after a deletion (torch keeps the names '0', '1', ...)."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def _renumber(self, mods):
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+
+
+class Sequential(_Numbered, Module):
     """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module)): forward runs them in order."""
 
     def __init__(self, *args):
@@ -46,17 +62,7 @@ class Sequential(Module):
         keys = list(self._modules)
         for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]):
             del self._modules[key]
-        # torch renumbers so that the names stay '0', '1', ...
-        mods = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(list(self._modules.values()))
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -89,7 +95,7 @@ class Sequential(Module):
         return v
 
 
-class ModuleList(Module):
+class ModuleList(_Numbered, Module):
     """A list of modules registered as children '0', '1', ...; no forward of its own."""
 
     def __init__(self, modules=None):
@@ -133,15 +139,7 @@ class ModuleList(Module):
             del mods[idx]
         else:
             del mods[_index(idx, len(mods), "ModuleList")]
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(mods)
 
     def __iadd__(self, modules):
         return self.extend(modules)
@@ -166,13 +164,13 @@ class ModuleList(Module):
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class _DictView:
-    """The mapping methods of ModuleDict and ParameterDict, over the dict named by _table
-    (`_modules` or `_parameters`): reads go to it, writes through __setitem__ (registration)."""
-    _table = None
+class _DictOf:
+    """The mapping methods ModuleDict and ParameterDict share, over the Module dict named by
+    `_store` ('_modules' or '_parameters'); subclasses define __setitem__ (how a value registers)."""
+    _store = None
 
     def _dict(self):
-        return getattr(self, self._table)
+        return getattr(self, self._store)
 
     def __getitem__(self, key):
         return self._dict()[key]
@@ -198,21 +196,21 @@ class _DictView:
     def items(self):
         return self._dict().items()
 
-    def pop(self, key):
-        return self._dict().pop(key)
-
     def clear(self):
         self._dict().clear()
 
-    def update(self, values):
-        items = values.items() if hasattr(values, "items") else values
-        for key, v in items:
-            self[key] = v
+    def pop(self, key):
+        return self._dict().pop(key)
+
+    def _update(self, mapping):
+        """From a mapping or an iterable of (key, value) pairs, in order."""
+        for key, value in (mapping.items() if hasattr(mapping, "items") else mapping):
+            self[key] = value
 
 
-class ModuleDict(_DictView, Module):
+class ModuleDict(_DictOf, Module):
     """An ordered dict of modules registered as children under their keys."""
-    _table = "_modules"
+    _store = "_modules"
 
     def __init__(self, modules=None):
         super().__init__()
@@ -222,8 +220,8 @@ class ModuleDict(_DictView, Module):
     def __setitem__(self, key, module):
         self.add_module(key, module)
 
-    def update(self, modules):               # torch's parameter name
-        super().update(modules)
+    def update(self, modules):
+        self._update(modules)
 
 
 def _as_parameter(value):
@@ -278,9 +276,9 @@ class ParameterList(Module):
                          f"{'x'.join(map(str, p.shape))}]" for i, p in enumerate(self))
 
 
-class ParameterDict(_DictView, Module):
+class ParameterDict(_DictOf, Module):
     """An ordered dict of Parameters registered under their keys (plain Tensors become Parameters)."""
-    _table = "_parameters"
+    _store = "_parameters"
 
     def __init__(self, parameters=None):
         super().__init__()
@@ -307,6 +305,9 @@ class ParameterDict(_DictView, Module):
 
     def copy(self):
         return ParameterDict(OrderedDict(self.items()))
+
+    def update(self, parameters):
+        self._update(parameters)
 
     def extra_repr(self):
         return "\n".join(f"({k}): Parameter containing: [{type(p).__name__} of size "

@@ -5,13 +5,12 @@ layouts and init:
     bias (out_channels,)
 padding_mode other than 'zeros' pads with F.pad first (reflect, replicate, circular), as torch does.
 """
-import numpy as np
 
 from distbp.nn import functional as F
 from distbp.nn import init
-from distbp.nn._factory import factory_dtype
+from distbp.nn._factory import factory_dtype, weight_and_bias
 from distbp.nn.functional._utils import ntuple
-from distbp.nn.module import Module, Parameter
+from distbp.nn.module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -45,11 +44,7 @@ class _ConvNd(Module):
             raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
         shape = (in_channels, out_channels // groups) if self._transposed else \
             (out_channels, in_channels // groups)
-        self.weight = Parameter(np.empty(shape + self.kernel_size, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, shape + self.kernel_size, out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -46,36 +46,43 @@ def _uninit(module, names, buffer=False):
             setattr(module, name, UninitializedParameter(dtype=dtype))
 
 
-class LazyLinear(LazyModuleMixin, Linear):
-    cls_to_become = Linear
+class _LazyWeightBias(LazyModuleMixin):
+    """weight and (if bias) bias uninitialised until the first input gives the size named by
+    `_in_size` (in_features, in_channels); then they take the eager module's shapes and init."""
+    _in_size = None
 
-    def __init__(self, out_features, bias=True, device=None, dtype=None):
-        super().__init__(0, 0, False, device, dtype)
-        self._lazy_dtype, self.out_features = self.weight.dtype, out_features
+    def _lazy_init(self, bias):
+        self._lazy_dtype = self.weight.dtype
         _uninit(self, ["weight"] + (["bias"] if bias else []))
         self._make_lazy()
 
     def reset_parameters(self):
-        if not self.has_uninitialized_params() and self.in_features != 0:
+        if not self.has_uninitialized_params() and getattr(self, self._in_size) != 0:
             super().reset_parameters()
 
-    def initialize_parameters(self, input):
-        self.in_features = input.shape[-1]
-        self.weight.materialize((self.out_features, self.in_features))
+    def _materialize(self, weight_shape, bias_size):
+        self.weight.materialize(weight_shape)
         if self.bias is not None:
-            self.bias.materialize((self.out_features,))
+            self.bias.materialize((bias_size,))
         self.reset_parameters()
 
 
-class _LazyConvMixin(LazyModuleMixin):
-    def _lazy_init(self, out_channels, bias):
-        self._lazy_dtype, self.out_channels = self.weight.dtype, out_channels
-        _uninit(self, ["weight"] + (["bias"] if bias else []))
-        self._make_lazy()
+class LazyLinear(_LazyWeightBias, Linear):
+    cls_to_become = Linear
+    _in_size = "in_features"
 
-    def reset_parameters(self):
-        if not self.has_uninitialized_params() and self.in_channels != 0:
-            super().reset_parameters()
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        super().__init__(0, 0, False, device, dtype)
+        self.out_features = out_features
+        self._lazy_init(bias)
+
+    def initialize_parameters(self, input):
+        self.in_features = input.shape[-1]
+        self._materialize((self.out_features, self.in_features), self.out_features)
+
+
+class _LazyConvMixin(_LazyWeightBias):
+    _in_size = "in_channels"
 
     def initialize_parameters(self, input):
         batched = input.ndim == self._dims + 2
@@ -86,10 +93,7 @@ class _LazyConvMixin(LazyModuleMixin):
         g = self.groups
         io = (self.in_channels, self.out_channels // g) if self._transposed else \
             (self.out_channels, self.in_channels // g)
-        self.weight.materialize(io + self.kernel_size)
-        if self.bias is not None:
-            self.bias.materialize((self.out_channels,))
-        self.reset_parameters()
+        self._materialize(io + self.kernel_size, self.out_channels)
 
 
 def _lazy_conv(base, transposed):
@@ -98,13 +102,15 @@ def _lazy_conv(base, transposed):
                      groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
             base.__init__(self, 0, 0, kernel_size, stride, padding, output_padding, groups, False,
                           dilation, padding_mode, device, dtype)
-            self._lazy_init(out_channels, bias)
+            self.out_channels = out_channels
+            self._lazy_init(bias)
     else:
         def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                      bias=True, padding_mode="zeros", device=None, dtype=None):
             base.__init__(self, 0, 0, kernel_size, stride, padding, dilation, groups, False,
                           padding_mode, device, dtype)
-            self._lazy_init(out_channels, bias)
+            self.out_channels = out_channels
+            self._lazy_init(bias)
     return type(f"Lazy{base.__name__}", (_LazyConvMixin, base),
                 {"cls_to_become": base, "__init__": __init__, "__module__": __name__,
                  "__doc__": f"{base.__name__} whose in_channels comes from the first input."})

@@ -1,12 +1,10 @@
 """Identity, Linear (y = x W^T + b) and Bilinear (y = x1 W x2 + b), torch's init."""
 import math
 
-import numpy as np
-
 from distbp.nn import functional as F
 from distbp.nn import init
-from distbp.nn._factory import factory_dtype
-from distbp.nn.module import Module, Parameter
+from distbp.nn._factory import factory_dtype, weight_and_bias
+from distbp.nn.module import Module
 
 
 class Identity(Module):
@@ -24,11 +22,7 @@ class Linear(Module):
         super().__init__()
         dtype = factory_dtype(device, dtype, "Linear")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_features, in_features), out_features, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -52,11 +46,8 @@ class Bilinear(Module):
         dtype = factory_dtype(device, dtype, "Bilinear")
         self.in1_features, self.in2_features = in1_features, in2_features
         self.out_features = out_features
-        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_features, in1_features, in2_features), out_features, bias,
+                        dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

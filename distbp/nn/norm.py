@@ -168,43 +168,41 @@ def _affine_params(module, shape, affine, bias, dtype):
         module.register_parameter("bias", None)
 
 
-class LayerNorm(Module):
-    """Normalises over the trailing `normalized_shape` dims; weight 1, bias 0."""
+class _TrailingNorm(Module):
+    """A norm over the trailing `normalized_shape` dims (an int is one dim), weight 1, bias 0."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
-                 dtype=None):
+    def __init__(self, normalized_shape, eps, elementwise_affine, bias, device, dtype):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         _affine_params(self, self.normalized_shape, elementwise_affine, bias,
-                       factory_dtype(device, dtype, "LayerNorm"))
+                       factory_dtype(device, dtype, type(self).__name__))
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LayerNorm(_TrailingNorm):
+    """Normalises over the trailing `normalized_shape` dims; weight 1, bias 0."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
+                 dtype=None):
+        super().__init__(normalized_shape, eps, elementwise_affine, bias, device, dtype)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
-
-class RMSNorm(Module):
+class RMSNorm(_TrailingNorm):
     """x / rms(x) over the trailing dims, times weight (no bias); eps None: the dtype's eps."""
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
-        super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
-        self.eps, self.elementwise_affine = eps, elementwise_affine
-        _affine_params(self, self.normalized_shape, elementwise_affine, False,
-                       factory_dtype(device, dtype, "RMSNorm"))
+        super().__init__(normalized_shape, eps, elementwise_affine, False, device, dtype)
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
-
-    def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class GroupNorm(Module):

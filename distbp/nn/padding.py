@@ -22,44 +22,12 @@ class _PadNd(Module):
         return f"{self.padding}" + (f", value={self.value}" if self._mode == "constant" else "")
 
 
-class ConstantPad1d(_PadNd):
-    _dims = 1
-
+class _ConstantPad(_PadNd):
     def __init__(self, padding, value):
         super().__init__(padding, value)
 
 
-class ConstantPad2d(_PadNd):
-    _dims = 2
-
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
-
-
-class ConstantPad3d(_PadNd):
-    _dims = 3
-
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
-
-
-class ZeroPad1d(_PadNd):
-    _dims = 1
-
-    def __init__(self, padding):
-        super().__init__(padding, 0.0)
-
-
-class ZeroPad2d(_PadNd):
-    _dims = 2
-
-    def __init__(self, padding):
-        super().__init__(padding, 0.0)
-
-
-class ZeroPad3d(_PadNd):
-    _dims = 3
-
+class _ZeroPad(_PadNd):
     def __init__(self, padding):
         super().__init__(padding, 0.0)
 
@@ -69,37 +37,15 @@ class _ModePad(_PadNd):
         super().__init__(padding)
 
 
-class ReflectionPad1d(_ModePad):
-    _dims, _mode = 1, "reflect"
+def _family(base, name, mode="constant"):
+    """torch's {name}1d, {name}2d, {name}3d: `base` over 1, 2, 3 padded dims."""
+    return tuple(type(f"{name}{n}d", (base,), {"_dims": n, "_mode": mode, "__module__": __name__,
+                                               "__qualname__": f"{name}{n}d"}) for n in (1, 2, 3))
 
 
-class ReflectionPad2d(_ModePad):
-    _dims, _mode = 2, "reflect"
-
-
-class ReplicationPad1d(_ModePad):
-    _dims, _mode = 1, "replicate"
-
-
-class ReplicationPad2d(_ModePad):
-    _dims, _mode = 2, "replicate"
-
-
-class CircularPad1d(_ModePad):
-    _dims, _mode = 1, "circular"
-
-
-class CircularPad2d(_ModePad):
-    _dims, _mode = 2, "circular"
-
-
-class ReflectionPad3d(_ModePad):
-    _dims, _mode = 3, "reflect"
-
-
-class ReplicationPad3d(_ModePad):
-    _dims, _mode = 3, "replicate"
-
-
-class CircularPad3d(_ModePad):
-    _dims, _mode = 3, "circular"
+ConstantPad1d, ConstantPad2d, ConstantPad3d = _family(_ConstantPad, "ConstantPad")
+ZeroPad1d, ZeroPad2d, ZeroPad3d = _family(_ZeroPad, "ZeroPad")
+ReflectionPad1d, ReflectionPad2d, ReflectionPad3d = _family(_ModePad, "ReflectionPad", "reflect")
+ReplicationPad1d, ReplicationPad2d, ReplicationPad3d = _family(_ModePad, "ReplicationPad",
+                                                               "replicate")
+CircularPad1d, CircularPad2d, CircularPad3d = _family(_ModePad, "CircularPad", "circular")

@@ -3,6 +3,7 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,9 +13,25 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = "DISTBP_TEST_RUN"
 
 
+def venv_command(name):
+    """The command installed next to this Python (the venv's), else the one on PATH (or None)."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else shutil.which(name)
+
+
 def mpiexec():
-    path = Path(sys.executable).parent / "mpiexec"
-    return str(path) if path.exists() else shutil.which("mpiexec")
+    return venv_command("mpiexec")
+
+
+def ray_cli():
+    return venv_command("ray")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def marked_env(**extra):

@@ -4,7 +4,6 @@ bits match `distbp run`'s. The head is stopped by killing the processes that car
 marker (not `ray stop`, which would stop every Ray on the machine)."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.distributed.helpers import ROOT, distbp_run, kill_marked, launch, marked, marked_env
+from tests.distributed.helpers import (ROOT, distbp_run, free_port, kill_marked, launch, marked,
+                                      marked_env, ray_cli)
 
 SCRIPT = Path(__file__).with_name("tiny_script.py")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ray_cli():
-    exe = Path(sys.executable).parent / "ray"
-    return str(exe) if exe.exists() else shutil.which("ray")
 
 
 @pytest.fixture

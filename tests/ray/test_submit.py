@@ -5,15 +5,13 @@ launch/ray_submit.sh (`ray job submit --working-dir ...`); and the compose file'
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.distributed.helpers import kill_marked, marked, marked_env
+from tests.distributed.helpers import free_port, kill_marked, marked, marked_env, ray_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).parent / "tiny.yaml"
@@ -21,26 +19,15 @@ CONFIG = Path(__file__).parent / "tiny.yaml"
 pytestmark = pytest.mark.timeout(300)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_cli():
-    exe = Path(sys.executable).parent / "ray"
-    return exe if exe.exists() else shutil.which("ray")
-
-
 @pytest.fixture
 def ray_head(tmp_path):
     pytest.importorskip("ray")
-    ray_bin = _ray_cli()
+    ray_bin = ray_cli()
     assert ray_bin, "the ray command is missing although ray imports"
-    port = _free_port()
+    port = free_port()
     # every process of this cluster carries the marker: teardown kills exactly those (`ray stop
     # --force` would kill every Ray cluster on the machine, a second test suite's too)
-    marker, env = marked_env(RAY_PORT=str(port), RAY_DASHBOARD_PORT=str(_free_port()),
+    marker, env = marked_env(RAY_PORT=str(port), RAY_DASHBOARD_PORT=str(free_port()),
                              RAY_NUM_CPUS="1", PATH=f"{Path(ray_bin).parent}:{os.environ['PATH']}")
     env.pop("RAY_ADDRESS", None)
     head_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")   # sockets need a short path; its own
@@ -51,7 +38,7 @@ def ray_head(tmp_path):
                               timeout=180, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         proc = subprocess.run([ROOT / "launch/ray_worker.sh", f"127.0.0.1:{port}",
-                               f"--dashboard-agent-listen-port={_free_port()}",
+                               f"--dashboard-agent-listen-port={free_port()}",
                                f"--temp-dir={node_tmp}", "--disable-usage-stats"],
                               env=env, timeout=180,
                               capture_output=True, text=True)
