@@ -111,7 +111,7 @@ def test_line_logger_maps_prefixes_to_levels(caplog):
 
 # Command-line front ends may print; library code logs.
 CLI_MODULES = {"distbp/cli.py", "distbp/train/cli.py", "distbp/train/plot.py", "distbp/data/cli.py",
-               "distbp/comm/bench.py", "distbp/train/config_doc.py"}
+               "distbp/comm/bench.py", "distbp/train/config_doc.py", "distbp/plan.py"}
 
 
 def test_library_code_does_not_print():
