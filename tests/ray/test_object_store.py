@@ -25,7 +25,7 @@ def plasma_objects(memory_summary):
 def test_store_stays_within_the_bound_and_training_is_unchanged(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     from ray._private.internal_api import memory_summary
-    cfg = config("data.path=" + str(tmp_path / "data"), "train.steps=200", "train.log_every=100",
+    cfg = config("data.path=" + str(tmp_path / "data"), "train.steps=400", "train.log_every=100",
                  "checkpoint.every_steps=0", "train.eval_every=0")
     ref = params(run_local(tmp_path, "local", cfg))
     cfg = {**cfg, "dist": {**cfg["dist"], "backend": "ray"}}
@@ -52,12 +52,14 @@ def test_store_stays_within_the_bound_and_training_is_unchanged(tmp_path, monkey
         t1 = time.monotonic()
     finally:
         ray.shutdown()
-    assert summary["steps"] == 200
+    assert summary["steps"] == 400
     assert max_diff(params(out), ref) < 1e-12          # the stored-object path is exact too
     ranges = shard_ranges([a.size for a in ref.values()], cfg["dist"]["ps_shards"])
     objects, _ = store_bound([(hi - lo) * 8 for lo, hi in ranges], cfg["dist"]["workers"], INLINE)
     assert objects == 12                               # 2 steps x 2 shards x (2 pushes + 1 pull)
     # start-up (parameter broadcast, server load) is not a step: judge the last two thirds
     late = [n for t, n in samples if t > t0 + (t1 - t0) / 3]
-    assert len(late) > 20 and max(late) > 0            # objects did go through the store
+    # each memory_summary call takes tens of ms, far more on a loaded host (0 samples in the
+    # late window of a 200-step run there): a few samples suffice to see the store in use
+    assert len(late) >= 3 and max(late) > 0, samples   # objects did go through the store
     assert max(late) <= objects, f"object-store use above the design bound {objects}: {late}"
