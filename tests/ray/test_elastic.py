@@ -70,9 +70,9 @@ def test_killed_workers_shrink_and_grow_back_and_end_identical(ray3, tmp_path):
     assert all(r["seconds"] >= 0 and set(r) >= {"step", "old_world", "new_world", "seconds"}
                for r in changes)
     # every step trained once (the parameters below); only the log record of a step whose
-    # rank 0 died before writing it is missing
+    # rank 0 died before writing it can be missing: at most one per kill (each kill is of rank 0)
     logged = {r["step"] for r in records if r["kind"] == "train"}
-    assert len(set(range(1, cfg["train"]["steps"] + 1)) - logged) <= 1
+    assert len(set(range(1, cfg["train"]["steps"] + 1)) - logged) <= len(killed)
     assert summary["steps"] == cfg["train"]["steps"] and summary["membership_changes"] >= 2
     assert max_diff(params(out), ref) < 1e-9
 
