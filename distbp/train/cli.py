@@ -49,6 +49,10 @@ def parse_args(argv):
     p.add_argument("--max-restarts", type=int, default=0, metavar="K",
                    help="when a worker fails, restart from the newest checkpoint up to K times "
                         "(local and ray; under mpiexec see launch/mpirun_supervised.sh)")
+    p.add_argument("--min-workers", type=int, metavar="M",
+                   help="with --max-restarts: a restart may run on fewer workers, down to M, when "
+                        "workers cannot be had (local: a start that fails before its first step; "
+                        "ray: sets dist.min_workers, an elastic run)")
     return p.parse_args(argv)
 
 
@@ -62,6 +66,8 @@ def resolve(args):
         sets.append(f"dist.backend={args.backend}")
     if args.max_restarts < 0:
         raise UsageError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    if args.min_workers is not None and args.min_workers < 1:
+        raise UsageError(f"--min-workers must be >= 1, got {args.min_workers}")
     if args.workers is not None:
         if args.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -147,6 +153,8 @@ def main(argv):
                          "launch/mpirun_supervised.sh K mpiexec ... (it relaunches with --resume)")
     if args.max_restarts and backend == "ray":   # the Ray launcher's own restart loop
         cfg["dist"]["max_failures"] = max(cfg["dist"]["max_failures"], args.max_restarts)
+    if args.min_workers is not None:
+        _check_min_workers(args, cfg, backend)
     if backend == "mpi":
         return _main_mpi(args, cfg, out)
     check_out_dir(out, args.resume, args.force)
@@ -163,17 +171,39 @@ def main(argv):
     else:
         from distbp import comm as C
         n = cfg["dist"]["workers"]
-        threads = cfg["train"]["threads"] or max(1, C.usable_cpus() // n)
-        env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                          "MKL_NUM_THREADS")}
         from distbp.train.restart import run_with_restarts
 
-        def start(resume):
-            return C.spawn(_local_worker, args=(cfg, str(out), resume, args.trace, args.quiet),
-                           nprocs=n, timeout=cfg["dist"]["timeout"], env=env)[0]
-        summary = run_with_restarts(start, out, args.resume, args.max_restarts)
+        def start(resume, workers):
+            run_cfg = {**cfg, "dist": {**cfg["dist"], "workers": workers}}
+            env = thread_env(run_cfg)
+            return C.spawn(_local_worker, args=(run_cfg, str(out), resume, args.trace, args.quiet),
+                           nprocs=workers, timeout=cfg["dist"]["timeout"], env=env)[0]
+        summary = run_with_restarts(start, out, args.resume, args.max_restarts, n,
+                                    args.min_workers)
     _finish(out, summary, args.trace)
     return 0
+
+
+def thread_env(cfg):
+    """BLAS threads of each local worker: train.threads, else the usable cores shared out."""
+    from distbp.comm import usable_cpus
+    threads = cfg["train"]["threads"] or max(1, usable_cpus() // cfg["dist"]["workers"])
+    return {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS")}
+
+
+def _check_min_workers(args, cfg, backend):
+    n = cfg["dist"]["workers"]
+    if args.min_workers > n:
+        raise UsageError(f"--min-workers {args.min_workers} is more than the {n} worker(s) of "
+                         "the run (--workers / dist.workers)")
+    if backend == "ray":                    # elastic membership: go on without dead workers
+        cfg["dist"]["min_workers"] = args.min_workers
+    elif backend == "local" and not args.max_restarts:
+        raise UsageError("--min-workers only matters when a run restarts: add --max-restarts K")
+    elif backend not in ("local", "ray"):
+        raise UsageError(f"--min-workers needs --backend local or ray, not {backend} (under "
+                         "mpiexec, launch/mpirun_supervised.sh relaunches the job)")
 
 
 def _start_run_dir(out, cfg, args):

@@ -186,6 +186,9 @@ class Trainer:
             if log_layers:
                 self.sync.gather_gradients()     # per-layer stats need whole gradients
             step += 1
+            if step == self.start_step + 1:      # this start trained a step (restart.py reads it)
+                self._write_metrics({"kind": "start", "step": self.start_step,
+                                     "world_size": self.world})
             short_run = self.steps - self.start_step <= 2 * WARMUP_STEPS
             if step - self.start_step > WARMUP_STEPS or short_run:
                 train_time += time.perf_counter() - t0     # warm-up steps are not timed

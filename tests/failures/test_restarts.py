@@ -103,8 +103,42 @@ def test_out_of_restarts_fails_as_before(runs, work):
     assert wait_gone(run) == {}
 
 
+def test_a_worker_that_cannot_be_had_is_left_out(runs, work):
+    """--min-workers 2 on 3 workers, on a "machine that holds 2": rank 2 is SIGKILLed at its first
+    step whenever the world has more than 2 workers. The first start fails before training a step,
+    the restart runs on 2 workers, and the run ends at the uninterrupted 3-worker run's parameters
+    (float64; the global batch does not depend on the world, only the reduction order does)."""
+    sections = dict(train={"steps": 60, "dtype": "float64", "log_every": 5},
+                    checkpoint={"every_steps": 10}, dist={"workers": 3, "timeout": 4.0})
+    cfg = write_config(work, **sections)
+    straight = runs(work, ["--config", cfg, "--out", "straight", "--force"])
+    assert straight.finish(120)[0] == 0, straight.stderr[-2000:]
+    run = runs(work, ["--config", cfg, "--out", "shrunk", "--force", "--max-restarts", "2",
+                      "--min-workers", "2"], fault="crowded:2:2")
+    rc, err = run.finish(120)
+    assert rc == 0, err[-2000:]
+    assert "restart 1/2 from the start on 2 worker(s), 1 fewer" in run.stdout, run.stdout[-2000:]
+    restarts = records(work / "shrunk", "restart")
+    assert [(r["old_world"], r["new_world"], r["step"]) for r in restarts] == [(3, 2, 0)]
+    assert [(r["step"], r["world_size"]) for r in records(work / "shrunk", "start")] == [(0, 2)]
+    assert [r["step"] for r in records(work / "shrunk", "train")] == list(range(5, 61, 5))
+    a, b = params(work / "straight"), params(work / "shrunk")
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-12
+    # at --min-workers 3 none can be left out: each start fails the same way, then it ends
+    run = runs(work, ["--config", cfg, "--out", "floor", "--force", "--max-restarts", "1",
+                      "--min-workers", "3"], fault="crowded:2:2")
+    rc, err = run.finish(120)
+    assert rc == 1 and "rank 2 of 3" in err, err[-2000:]
+    assert "restart 1/1 from the start\n" in run.stdout, run.stdout[-2000:]
+    assert [r["new_world"] for r in records(work / "floor", "restart")] == [3]
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--max-restarts", "-1"], "--max-restarts must be >= 0"),
+    (["--min-workers", "0", "--max-restarts", "1"], "--min-workers must be >= 1"),
+    (["--min-workers", "3", "--max-restarts", "1"], "--min-workers 3 is more than the 2 worker(s)"),
+    (["--min-workers", "1"], "add --max-restarts K"),
+    (["--min-workers", "1", "--backend", "mpi"], "launch/mpirun_supervised.sh"),
     (["--max-restarts", "2", "--backend", "mpi"], "launch/mpirun_supervised.sh")])
 def test_bad_values_are_usage_errors(work, argv, says):
     cfg = write_config(work, **SECTIONS)
