@@ -4,12 +4,15 @@ a baseline tree without them, interleaved in one run.
     git archive <commit before> | tar -x -C /tmp/base          # the peer
     python benchmarks/bench_flight.py --baseline /tmp/base                   # collectives (us/call)
     python benchmarks/bench_flight.py --baseline /tmp/base --train --rounds 3 # CNN, 2 workers
+    python benchmarks/bench_flight.py --ablate --train --rounds 8 --steps 1000  # this tree, off/on
 
 Collectives: 2 local workers time `--calls` calls each of small all-reduces and barriers (the
 latency-bound end, where a per-call cost shows most), best of 5 repetitions; each round runs the
 baseline and this tree back to back. --train: `distbp train --config configs/mnist1d_cnn.yaml
 --set train.steps=300` under each tree, samples/s from summary.json. Prints a table per round and
-the median ratio (>1: this tree is slower).
+the median ratio (>1: this tree is slower). --ablate: the baseline is this very tree with the
+recorder and the mismatch check patched out (benchmarks/flight_off/sitecustomize.py), so nothing
+else differs.
 """
 import argparse
 import json
@@ -98,9 +101,13 @@ def run_collectives(tree, calls):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_train(tree, steps, extra_env=None):
+OFF = Path(__file__).resolve().parent / "flight_off"
+
+
+def run_train(tree, steps, extra_env=None, ablate=False):
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "PYTHONPATH": str(tree), **(extra_env or {})}
+        path = f"{OFF}{os.pathsep}{tree}" if ablate else str(tree)
+        env = {**os.environ, "PYTHONPATH": path, **(extra_env or {})}
         code = "import sys; sys.path.insert(0, sys.argv[1]); from distbp.cli import main; sys.exit(main(sys.argv[2:]))"
         subprocess.run([sys.executable, "-c", code, str(tree), "train", "--config",
                         "configs/mnist1d_cnn.yaml", "--set", f"train.steps={steps}",
@@ -109,9 +116,21 @@ def run_train(tree, steps, extra_env=None):
         return json.loads(Path(out, "summary.json").read_text())["samples_per_second"]
 
 
+def check_ablation():
+    """The patch is in force in a fresh interpreter (and so in the forkserver and its workers)."""
+    code = "import distbp.comm.flight as f; print(f.FlightRecorder.begin.__name__)"
+    env = {**os.environ, "PYTHONPATH": f"{OFF}{os.pathsep}{ROOT}"}
+    name = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if name != "_record_off":
+        raise SystemExit(f"--ablate: {OFF}/sitecustomize.py was not applied (begin is {name!r})")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--baseline", required=True, help="a distbp tree without the flight recorder")
+    p.add_argument("--baseline", help="a distbp tree without the flight recorder")
+    p.add_argument("--ablate", action="store_true",
+                   help="--train against this tree with the recorder and the check patched out")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=2000, help="calls per size and repetition")
     p.add_argument("--train", action="store_true", help="time the CNN training instead")
@@ -122,7 +141,13 @@ def main(argv=None):
                    help="set in this tree's runs only (e.g. DISTBP_HEARTBEAT_TIMEOUT=0)")
     args = p.parse_args(argv)
     env = dict(kv.split("=", 1) for kv in args.env)
-    trees = {"baseline": Path(args.baseline).resolve(), "this": ROOT}
+    if args.ablate:
+        if not args.train:
+            p.error("--ablate times training: add --train")
+        check_ablation()
+    elif not args.baseline:
+        p.error("--baseline DIR (a tree without the recorder) or --ablate")
+    trees = {"baseline": ROOT if args.ablate else Path(args.baseline).resolve(), "this": ROOT}
     ratios = []
     for rnd in range(args.rounds):
         order = list(trees) if rnd % 2 == 0 else list(trees)[::-1]
@@ -133,8 +158,8 @@ def main(argv=None):
                   f"this {us['this']:.2f}, added {us['this'] - us['baseline']:.2f}", flush=True)
             continue
         if args.train:
-            sps = {name: run_train(trees[name], args.steps, env if name == "this" else None)
-                   for name in order}
+            sps = {name: run_train(trees[name], args.steps, env if name == "this" else None,
+                                   ablate=args.ablate and name == "baseline") for name in order}
             ratio = sps["baseline"] / sps["this"]
             ratios.append(ratio)
             print(f"round {rnd + 1}: samples/s baseline {sps['baseline']:.0f}, this {sps['this']:.0f}, "

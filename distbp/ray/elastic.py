@@ -14,8 +14,9 @@ driver waits up to dist.elastic_wait for members, then fails naming what it wait
 
 Each change: one log line, and a metrics.jsonl record {"kind": "membership", "step", "old_world",
 "new_world", "seconds", "cause"}, seconds from the change being seen to the next completed step.
-Rank 0 is the oldest member; the servers are pinned to the driver's node, so that losing any
-other node loses no state.
+Rank 0 is the oldest member; the servers and each generation's rendezvous are pinned to the
+driver's node, so that losing any other node loses only the workers on it (a rendezvous left to
+the scheduler once landed on a node that went away and failed the survivors' fit with it).
 """
 import json
 import os
@@ -71,8 +72,10 @@ class Elastic:
         try:
             while True:
                 world = len(self.members)
+                # on the driver's node with the servers: a node that goes away takes only workers
                 rdv = ray.remote(num_cpus=0)(Rendezvous).options(
-                    name=f"{self.run_id}-rendezvous-{generation}").remote(world)
+                    name=f"{self.run_id}-rendezvous-{generation}",
+                    scheduling_strategy=self.here).remote(world)
                 self.rendezvous.append(rdv)
                 ray.get([s.open.remote(generation, world) for s in self.servers])
                 refs = {m.fit.remote(self.entry, self.cfg, self.out, self.servers, source, trace,

@@ -13,11 +13,13 @@ Forward, backward, data, evaluation, metrics and checkpoints are the Trainer's. 
     step-addressed loader re-shards the same global batches over the new world.
 """
 import json
+from pathlib import Path
 
 import distbp
 from distbp.parallel.ddp import broadcast_state
 from distbp.ray import launch
 from distbp.ray.worker import ParameterServerSync
+from distbp.train import checkpoint as ckpt
 from distbp.train.trainer import Trainer
 
 
@@ -89,6 +91,13 @@ def fit_worker(cfg, out_dir, comm, servers, resume=False, trace=False, quiet=Fal
 
 
 def run_ray(cfg, out, resume=False, address=None, trace=False, quiet=False):
-    """Train on Ray: parameter servers and workers as actors (distbp.ray.launch.run_ray)."""
-    return launch.run_ray(cfg, out, resume=resume, address=address, trace=trace, quiet=quiet,
-                          entry=fit_worker)
+    """Train on Ray: parameter servers and workers as actors (distbp.ray.launch.run_ray). The
+    driver's counts (restarts, membership_changes) join rank 0's summary.json here."""
+    summary = launch.run_ray(cfg, out, resume=resume, address=address, trace=trace, quiet=quiet,
+                             entry=fit_worker)
+    path = Path(out) / "summary.json"
+    if path.exists():
+        on_disk = json.loads(path.read_text())
+        on_disk.update({k: summary[k] for k in ("restarts", "membership_changes") if k in summary})
+        ckpt.atomic_write(path, json.dumps(on_disk, indent=1).encode())
+    return summary
