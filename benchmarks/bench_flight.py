@@ -5,6 +5,7 @@ a baseline tree without them, interleaved in one run.
     python benchmarks/bench_flight.py --baseline /tmp/base                   # collectives (us/call)
     python benchmarks/bench_flight.py --baseline /tmp/base --train --rounds 3 # CNN, 2 workers
     python benchmarks/bench_flight.py --ablate --train --rounds 8 --steps 1000  # this tree, off/on
+    python benchmarks/bench_flight.py --interleave --steps 3000   # off/on every 50 steps, one run
 
 Collectives: 2 local workers time `--calls` calls each of small all-reduces and barriers (the
 latency-bound end, where a per-call cost shows most), best of 5 repetitions; each round runs the
@@ -12,7 +13,9 @@ baseline and this tree back to back. --train: `distbp train --config configs/mni
 --set train.steps=300` under each tree, samples/s from summary.json. Prints a table per round and
 the median ratio (>1: this tree is slower). --ablate: the baseline is this very tree with the
 recorder and the mismatch check patched out (benchmarks/flight_off/sitecustomize.py), so nothing
-else differs.
+else differs. --interleave: one CNN training on 2 local workers that switches the recorder and
+the check off and on every --block steps (both ranks at the same step), timing each step on
+rank 0: host drift hits both modes alike, which whole runs on a shared host do not.
 """
 import argparse
 import json
@@ -116,6 +119,60 @@ def run_train(tree, steps, extra_env=None, ablate=False):
         return json.loads(Path(out, "summary.json").read_text())["samples_per_second"]
 
 
+def interleaved(rank, steps, block):
+    """In a spawned worker: the CNN's train_step timed per step, the recorder off in odd blocks."""
+    import importlib.util
+    import distbp.comm
+    from distbp.data import ensure_prepared
+    from distbp.train.config import load_config
+    from distbp.train.trainer import Trainer
+    spec = importlib.util.spec_from_file_location("flight_off", OFF / "sitecustomize.py")
+    off = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(off)
+    cfg = load_config(ROOT / "configs" / "mnist1d_cnn.yaml",
+                      [f"train.steps={steps}", "checkpoint.every_steps=0", "dist.workers=2",
+                       "train.eval_every=0"])
+    ensure_prepared(cfg["data"])
+    times = {True: [], False: []}
+    real = Trainer.train_step
+
+    def train_step(self, step, batch):
+        on = (step // block) % 2 == 0
+        off.switch(on)
+        t0 = time.perf_counter()
+        out = real(self, step, batch)
+        if step >= block:               # the first block warms up
+            times[on].append(time.perf_counter() - t0)
+        return out
+    Trainer.train_step = train_step
+    with tempfile.TemporaryDirectory() as out:
+        Trainer(cfg, out, distbp.comm.init("local"), quiet=True).fit()
+    return times
+
+
+def run_interleaved(steps, block):
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import distbp.comm; "
+            "from benchmarks.bench_flight import interleaved; "
+            "print(json.dumps(distbp.comm.spawn(interleaved, nprocs=2, "
+            "args=(int(sys.argv[2]), int(sys.argv[3])))[0]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT), str(steps), str(block)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    times = json.loads(proc.stdout.strip().splitlines()[-1])
+    on, off = np.array(times["true"]) * 1e3, np.array(times["false"]) * 1e3
+    # block-paired ratios: each "on" block against the "off" block after it
+    pairs = [np.median(on[i:i + block]) / np.median(off[i:i + block])
+             for i in range(0, min(len(on), len(off)) - block + 1, block)]
+    print(f"{'mode':<28} {'steps':>6} {'median ms':>10} {'mean ms':>8} {'p10':>6} {'p90':>6}")
+    for name, t in (("recorder + check on", on), ("off (flight_off patch)", off)):
+        print(f"{name:<28} {len(t):>6} {np.median(t):10.3f} {t.mean():8.3f} "
+              f"{np.percentile(t, 10):6.2f} {np.percentile(t, 90):6.2f}")
+    print(f"median step on/off: {np.median(on) / np.median(off):.4f}; block-paired ratios "
+          f"(n={len(pairs)}): median {np.median(pairs):.4f}, quartiles "
+          f"{np.percentile(pairs, 25):.4f}-{np.percentile(pairs, 75):.4f}")
+
+
 def check_ablation():
     """The patch is in force in a fresh interpreter (and so in the forkserver and its workers)."""
     code = "import distbp.comm.flight as f; print(f.FlightRecorder.begin.__name__)"
@@ -137,10 +194,15 @@ def main(argv=None):
     p.add_argument("--bookkeeping", action="store_true",
                    help="CPU us per call of the per-collective bookkeeping only")
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--interleave", action="store_true",
+                   help="one CNN run switching the recorder off and on every --block steps")
+    p.add_argument("--block", type=int, default=50)
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set in this tree's runs only (e.g. DISTBP_HEARTBEAT_TIMEOUT=0)")
     args = p.parse_args(argv)
     env = dict(kv.split("=", 1) for kv in args.env)
+    if args.interleave:
+        return run_interleaved(args.steps, args.block)
     if args.ablate:
         if not args.train:
             p.error("--ablate times training: add --train")

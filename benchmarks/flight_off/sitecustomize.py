@@ -32,5 +32,16 @@ def _record_off(self, call):
     self.current = None
 
 
-shm.ShmTransport.begin, shm.ShmTransport.end = _begin_off, _end_off
-flight.FlightRecorder.begin = flight.FlightRecorder.end = _record_off
+ON = (shm.ShmTransport.begin, shm.ShmTransport.end, flight.FlightRecorder.begin,
+      flight.FlightRecorder.end)
+OFF = (_begin_off, _end_off, _record_off, _record_off)
+
+
+def switch(on):
+    """Between collectives only (bench_flight --interleave switches between steps)."""
+    (shm.ShmTransport.begin, shm.ShmTransport.end, flight.FlightRecorder.begin,
+     flight.FlightRecorder.end) = ON if on else OFF
+
+
+if __name__ == "sitecustomize":     # on PYTHONPATH: off in every process
+    switch(False)
