@@ -40,7 +40,7 @@ def run(tmp_path_factory):
 
 def test_every_record_has_wall_clock_and_elapsed_time(run):
     out, records, start, _ = run
-    assert {r["kind"] for r in records} == {"train", "eval"}
+    assert {r["kind"] for r in records} == {"start", "train", "eval"}
     times = [r["time"] for r in records]
     elapsed = [r["elapsed"] for r in records]
     assert start <= times[0] and times == sorted(times) and times[-1] <= time.time()
