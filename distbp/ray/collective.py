@@ -60,9 +60,9 @@ class RayGroup(ray_comm.RayCommunicator):
     def _gather(self, flat, what):
         import ray
         self._n += 1
-        ref = self.rendezvous.gather.remote(self._n, self.rank, flat)
+        ref = self.rendezvous.gather.remote(self._n, self.rank, (self._current, flat))
         try:
-            return ray.get(ref, timeout=self.timeout)
+            return self._same_calls(ray.get(ref, timeout=self.timeout))
         except ray.exceptions.GetTimeoutError:
             missing = ray.get(self.rendezvous.missing.remote(self._n), timeout=self.timeout)
             culprit = missing[0] if missing else None

@@ -3,7 +3,9 @@
 Gradients never go through here: they go to the parameter servers (server.py). What is left is a
 few small arrays per logging step, so one gathering actor is enough: every rank hands its array to
 `Rendezvous.gather`, which answers when all ranks of that collective have arrived, and each rank
-reduces the rows itself in rank order (so every rank gets bit-identical results).
+reduces the rows itself in rank order (so every rank gets bit-identical results). Each row comes
+with its rank's flight.Call, so a rank that issued another collective at the same number (another
+op, dtype, count, reduce op or root) is named at once, with both calls, on every rank.
 
 Elastic runs (distbp/ray/elastic.py) have one rendezvous per membership: when a member dies the
 driver aborts it, and every collective waiting in it, or issued later, raises Regroup.
@@ -12,6 +14,7 @@ import asyncio
 
 import numpy as np
 
+from distbp.comm import flight
 from distbp.comm.base import OPS, CommError, Communicator
 
 
@@ -69,7 +72,7 @@ class RayCommunicator(Communicator):
     def _gather(self, flat, what):
         import ray
         self._n += 1
-        ref = self.rendezvous.gather.remote(self._n, self.rank, flat)
+        ref = self.rendezvous.gather.remote(self._n, self.rank, (self._current, flat))
         try:
             rows = ray.get(ref, timeout=self.timeout)
         except ray.exceptions.GetTimeoutError:
@@ -78,7 +81,17 @@ class RayCommunicator(Communicator):
                             op=what) from None
         if rows is None:
             raise Regroup(f"rank {self.rank}: {what} #{self._n}: the membership is changing")
-        return rows
+        return self._same_calls(rows)
+
+    def _same_calls(self, rows):
+        """[(call, array)] of every rank -> the arrays, once every rank is seen to have issued the
+        collective this rank did; else CommError naming both ranks and both calls."""
+        mine = self._current
+        for q, (theirs, _) in enumerate(rows):
+            if mine is not None and theirs is not None and theirs.codes() != mine.codes():
+                raise CommError(flight.mismatch_message(self.rank, mine, q, theirs), rank=q,
+                                op=mine.op)
+        return [array for _, array in rows]
 
     def _allreduce(self, flat, op):
         rows = self._gather(flat, "allreduce")

@@ -97,6 +97,21 @@ def test_same_bits_on_ray(tmp_path):
 
 
 @pytest.mark.slow
+def test_ray_mismatched_collectives_are_named(tmp_path):
+    """Rank 1 skips one gradient's all_reduce (a branch the other rank did not take): the next
+    call pairs a 40-float all_reduce with an 8-float one. Named at once, with both calls, not
+    reduced into a wrong result."""
+    pytest.importorskip("ray")
+    proc, left = launch(distbp_run("--backend", "ray", "--address", "local", "--nproc-per-node",
+                                   "2", "--timeout", "20", str(SCRIPT), "out.json", "--fail",
+                                   "1:branch"), tmp_path, timeout=240)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "mismatched collectives: rank " in last, proc.stderr[-3000:]
+    assert "allreduce(float64, count=40" in last and "allreduce(float64, count=8" in last, last
+    assert not (tmp_path / "out.json").exists() and not left, left
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("how,says", [("raise", "rank 1 of 2 failed: ValueError: rank 1 is broken"),
                                       ("kill", "rank 1 of 2 died"),
                                       ("hang", "rank 1 of 2 stopped answering: rank 0 saw")])

@@ -3,7 +3,8 @@
     distbp run --nproc-per-node 2 tests/distributed/tiny_script.py OUT.json
     mpiexec -n 2 python tests/distributed/tiny_script.py OUT.json
     distbp run --backend ray --nproc-per-node 2 tests/distributed/tiny_script.py OUT.json
-    ... OUT.json --fail RANK:HOW       # HOW: raise, exit, kill, hang (to test failure naming)
+    ... OUT.json --fail RANK:HOW       # HOW: raise, exit, kill, hang (to test failure naming),
+                                       # branch (skips a gradient's all_reduce: mismatched calls)
     ... OUT.json --fail RANK:HOW --fail-attempt 0     # only on the first attempt (--max-restarts)
 
 Rank 0 writes the world facts and the final parameters' bytes (hex) to OUT.json.
@@ -51,11 +52,14 @@ for step in range(6):
             os.kill(os.getpid(), signal.SIGKILL)
         if how == "hang":
             time.sleep(3600)
+        # "branch": below
     opt.zero_grad()
     loss = F.cross_entropy(model(distbp.tensor(x[mine])), y[mine], reduction="sum") / len(x)
     loss.backward()
-    for p in model.parameters():
-        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+    skip = step == 3 and fail_rank == str(rank) and how == "branch"
+    for i, p in enumerate(model.parameters()):
+        if not (skip and i == 0):          # a rank that took another branch
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
     opt.step()
 facts = [None] * world
 dist.all_gather_object(facts, {"rank": rank, "local_rank": dist.get_local_rank(),

@@ -5,8 +5,10 @@ grows back onto it at a step boundary and ends at the parameters of the uninterr
 1e-9); then a worker actor is killed as well, so the membership changes more than once."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,14 +27,27 @@ def cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
     from distbp.ray.launch import SYSTEM_CONFIG
-    # One CPU on the head: worker 0 (pinned to the driver's node, with the parameter servers);
-    # the second worker needs another node.
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "_system_config": SYSTEM_CONFIG})
-    ray.init(address=c.address, namespace="distbp", log_to_driver=False)
-    yield ray, c
-    ray.shutdown()
-    c.shutdown()
+    # Its own temp dir (short: socket paths): Cluster writes its address to
+    # $RAY_TMPDIR/ray/ray_current_cluster, where any ray.init("auto") on the machine, another
+    # test's included, would find it, and leaves it there after shutdown.
+    temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp
+    try:
+        # One CPU on the head: worker 0 (pinned to the driver's node, with the parameter
+        # servers); the second worker needs another node.
+        c = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "include_dashboard": False, "_system_config": SYSTEM_CONFIG})
+        ray.init(address=c.address, namespace="distbp", log_to_driver=False)
+        yield ray, c
+        ray.shutdown()
+        c.shutdown()
+    finally:
+        if before is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _records(out, kind):
