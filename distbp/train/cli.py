@@ -203,7 +203,7 @@ def _check_min_workers(args, cfg, backend):
         raise UsageError("--min-workers only matters when a run restarts: add --max-restarts K")
     elif backend not in ("local", "ray"):
         raise UsageError(f"--min-workers needs --backend local or ray, not {backend} (under "
-                         "mpiexec, launch/mpirun_supervised.sh relaunches the job)")
+                         "mpiexec: launch/mpirun_supervised.sh --min-workers M K mpiexec ...)")
 
 
 def _start_run_dir(out, cfg, args):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.failures.helpers import MARKER_VAR, ROOT, mpiexec, wait_gone, write_config
+from tests.failures.helpers import FAULTY, MARKER_VAR, ROOT, mpiexec, wait_gone, write_config
 
 SECTIONS = dict(train={"steps": 300, "dtype": "float64", "log_every": 5},
                 checkpoint={"every_steps": 10}, dist={"workers": 2, "timeout": 4.0})
@@ -176,3 +176,38 @@ def test_mpiexec_job_relaunched_by_the_supervisor(work):
     assert "restart 1/2 with --resume" in err, err[-3000:]
     a, b = params(work / "straight"), params(work / "sup")
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")
+def test_mpiexec_supervisor_leaves_out_a_rank_that_cannot_be_had(runs, work):
+    """launch/mpirun_supervised.sh --min-workers 2 around `mpiexec -n 3`: rank 2 is SIGKILLed at
+    its first step whenever there are more than 2 ranks; the job fails before a step, is started
+    again on 2 ranks, and ends at the 3-worker uninterrupted run's parameters (float64)."""
+    cfg = write_config(work, train={"steps": 40, "dtype": "float64", "log_every": 5},
+                       checkpoint={"every_steps": 10}, dist={"workers": 3, "timeout": 4.0})
+    straight = runs(work, ["--config", cfg, "--out", "straight", "--force"])
+    assert straight.finish(120)[0] == 0, straight.stderr[-2000:]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DISTBP_FAULT="crowded:2:2")
+    sup = subprocess.run(["sh", str(ROOT / "launch" / "mpirun_supervised.sh"), "--min-workers",
+                          "2", "2", mpiexec(), "-n", "3", sys.executable, str(FAULTY), "train",
+                          "--config", str(cfg), "--backend", "mpi", "--quiet", "--out", "sup",
+                          "--force"], cwd=work, env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert sup.returncode == 0, sup.stderr[-3000:]
+    assert "restart 1/2 from the start on 2 ranks, 1 fewer" in sup.stderr, sup.stderr[-3000:]
+    assert [(r["step"], r["world_size"]) for r in records(work / "sup", "start")] == [(0, 2)]
+    a, b = params(work / "straight"), params(work / "sup")
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-12
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--min-workers", "0", "1", "mpiexec", "-n", "2", "x", "--out", "o"], "must be a number >= 1"),
+    (["--min-workers", "3", "1", "mpiexec", "-n", "2", "x", "--out", "o"],
+     "--min-workers 3 is more than the 2 ranks"),
+    (["--min-workers", "1", "1", "mpiexec", "x", "--out", "o"], "needs the rank count as -n N"),
+    (["1", "mpiexec", "-n", "2", "x"], "needs --out DIR")])
+def test_supervisor_bad_arguments_are_one_line(tmp_path, args, says):
+    p = subprocess.run(["sh", str(ROOT / "launch" / "mpirun_supervised.sh"), *args], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and says in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+    assert list(tmp_path.iterdir()) == []
