@@ -69,11 +69,12 @@ def test_killed_workers_shrink_and_grow_back_and_end_identical(ray3, tmp_path):
     assert len(killed) == 2
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     changes = [r for r in records if r["kind"] == "membership"]
-    shrink = [r for r in changes if r["new_world"] < r["old_world"]]
-    grow = [r for r in changes if r["new_world"] > r["old_world"]]
-    # (the "1 shrink for 2 kills" once seen on a loaded host was the second kill aimed at the
-    # first victim, whose name was still listed: _kill_at now leaves killed and stale names out)
-    assert len(shrink) == 2 and len(grow) >= 1, changes
+    deaths = [r for r in changes if "died" in r["cause"]]
+    back = [r for r in changes if r["new_world"] == 3 or "capacity" in r["cause"]]
+    # one regroup per kill; a joiner ready at the same boundary is admitted in it (seen under
+    # load: "2 -> 2 worker(s) at step 61 (worker 0 died ...)"), so a death need not shrink
+    assert len(deaths) == 2 and deaths[0]["new_world"] < deaths[0]["old_world"], changes
+    assert back and changes[-1]["new_world"] >= 2, changes
     assert all(r["seconds"] >= 0 and set(r) >= {"step", "old_world", "new_world", "seconds"}
                for r in changes)
     # every step trained once (the parameters below); only the log record of a step whose
