@@ -10,17 +10,7 @@ from distbp.comm import flight, shm
 
 
 def _begin_off(self, call, flat=None):
-    # shm.ShmTransport.begin without the history entry and the check (keep in step with it)
-    self.op, self.direct, self.call = call.op, None, call
-    found = None
-    if (flat is not None and call.op in shm.DIRECT_OPS and self.heap is not None and self.size > 1
-            and flat.nbytes > self.small_bytes):
-        found = self.heap.lookup(flat)
-    if found is not None:
-        desc, self.direct = found
-    else:
-        desc = (0, 0, 0 if flat is None else flat.nbytes)
-    self.declare(*desc)
+    self._declare_call(call, flat)
     self.header[self._me + shm.R_ENTERED] = call.seq
 
 

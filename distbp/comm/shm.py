@@ -169,16 +169,7 @@ class ShmTransport:
     def begin(self, call, flat=None):
         """Collective `call` starts. A large all-reduce, reduce-scatter or all-gather of an array in
         symmetric memory reads the peers' copies directly (self.direct: their views)."""
-        self.op, self.direct, self.call = call.op, None, call
-        found = None
-        if (flat is not None and call.op in DIRECT_OPS and self.heap is not None and self.size > 1
-                and flat.nbytes > self.small_bytes):
-            found = self.heap.lookup(flat)
-        if found is not None:
-            desc, self.direct = found
-        else:
-            desc = (0, 0, 0 if flat is None else flat.nbytes)
-        self.declare(*desc)
+        self._declare_call(call, flat)
         h, me, k = self.header, self._me, call.seq % HISTORY
         e = me + HIST + k * ENTRY_WORDS
         codes = call.codes()
@@ -192,6 +183,19 @@ class ShmTransport:
         # moves) and before returning (a mismatch of equal byte counts moves data): not here, on
         # the way to the first send.
         self._unchecked.append((call, codes, self._peers))
+
+    def _declare_call(self, call, flat):
+        """What moving the data needs of `call`: the symmetric-memory descriptor (or none)."""
+        self.op, self.direct, self.call = call.op, None, call
+        found = None
+        if (flat is not None and call.op in DIRECT_OPS and self.heap is not None and self.size > 1
+                and flat.nbytes > self.small_bytes):
+            found = self.heap.lookup(flat)
+        if found is not None:
+            desc, self.direct = found
+        else:
+            desc = (0, 0, 0 if flat is None else flat.nbytes)
+        self.declare(*desc)
 
     def end(self, call):
         if self._unchecked:

@@ -52,7 +52,6 @@ for step in range(6):
             os.kill(os.getpid(), signal.SIGKILL)
         if how == "hang":
             time.sleep(3600)
-        # "branch": below
     opt.zero_grad()
     loss = F.cross_entropy(model(distbp.tensor(x[mine])), y[mine], reduction="sum") / len(x)
     loss.backward()
