@@ -132,6 +132,13 @@ class ParameterServer:
             if r.arrived < self.world:
                 self._abort(step, tell=True)
 
+    async def missing(self, step):
+        """Workers whose gradient of `step` this shard has not received."""
+        r = self.rounds.get(step)
+        if r is None:
+            return list(range(self.world))
+        return [k for k, g in enumerate(r.grads or []) if g is None]
+
     async def abort_round(self, step, generation):
         """A peer lacks a gradient of `step` at the end of the generation: do not apply it."""
         if generation == self.generation:
@@ -232,7 +239,12 @@ class ParameterServer:
         try:
             await asyncio.wait_for(r.done.wait(), self.cfg["dist"]["timeout"])
         except asyncio.TimeoutError:
-            missing = [k for k, g in enumerate(r.grads or []) if g is None]
+            missing = await self.missing(step)
+            if not missing:     # all reached this shard: the one behind is missing on a peer's
+                for k, peer in enumerate(self.peers):
+                    if k != self.index:
+                        missing += await asyncio.wait_for(peer.missing.remote(step), 5.0)
+                missing = sorted(set(missing))
             raise TimeoutError(f"step {step}: no gradient from worker(s) {missing} after "
                                f"dist.timeout={self.cfg['dist']['timeout']:g}s (stopped answering?)"
                                ) from None

@@ -111,6 +111,7 @@ class _Peer(_Handle):
     def __init__(self, server):
         super().__init__(server)
         self.abort_round = _Call(server.abort_round)
+        self.missing = _Call(server.missing)
 
 
 class _Call:
@@ -173,3 +174,32 @@ def test_elastic_bounds_are_checked_naming_the_key(sets, fragment):
     from distbp.errors import UsageError
     with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
         load_config(None, sets)
+
+
+def test_a_gradient_missing_on_another_shard_is_named():
+    """Two shards: worker 1 pushed its part to shard 0, then stopped before shard 1. Every
+    gradient reached shard 0, so what it lacks is shard 1's norm: worker 0's wait there still
+    names worker 1 (asked of shard 1), not an empty list."""
+    cfg = load_config(None, ["dist.timeout=0.3"])
+    flat = np.zeros(sum(SIZES))
+    ranges = shard_ranges(SIZES, 2)
+
+    async def run():
+        servers = [ParameterServer(k, cfg, 2) for k in range(2)]
+        for s, (lo, hi) in zip(servers, ranges):
+            pcs = pieces(SIZES, lo, hi)
+            await s.load(pcs, flat[lo:hi], [{}] * len(pcs), None, None, 10)
+            await s.set_peers([_Peer(x) for x in servers])
+        (lo0, hi0), (lo1, hi1) = ranges
+        first = asyncio.ensure_future(servers[0].push(0, 0, np.ones(hi0 - lo0)))
+        await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(servers[0].push(0, 1, np.ones(hi0 - lo0))),
+                asyncio.ensure_future(servers[1].push(0, 0, np.ones(hi1 - lo1)))]
+        try:
+            await first
+        finally:
+            for f in rest:
+                f.cancel()
+
+    with pytest.raises(TimeoutError, match=r"step 0: no gradient from worker\(s\) \[1\] after"):
+        asyncio.run(run())
