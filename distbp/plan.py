@@ -101,6 +101,25 @@ def sent_bytes(shapes, itemsize, compression="none"):
     return sent * itemsize, 2                                     # P and Q: two all-reduces
 
 
+def hook_seconds(shapes, itemsize, n, link, compression="none", shard=False):
+    """Communication seconds of one gradient bucket (its tensors' shapes) over n ranks as distbp's
+    hooks send it (distbp/parallel/compression.py). Unlike sent_bytes, which gives torch's wire,
+    bf16 here is distbp's bf16_compress_hook: a float32 reduce-scatter and a 16-bit all-gather, 3/4
+    of the bytes. shard=True (a ZeroRedundancyOptimizer reads only its shard): none and fp16 are a
+    reduce-scatter, half a ring all-reduce; bf16 is its float32 reduce-scatter; PowerSGD still
+    all-reduces P and Q. The hooks' compute is not in here (measure it: auto_compression.py)."""
+    if compression == "bf16":
+        full, _ = sent_bytes(shapes, itemsize)
+        return ring_seconds(full, n, link) / 2 if shard else ring_seconds(full * 3 / 4, n, link)
+    if compression == "fp16":           # 2 bytes an element on the wire, float32 or float64 grads
+        nbytes, messages = sent_bytes(shapes, 2)
+    else:
+        nbytes, messages = sent_bytes(shapes, itemsize, compression)
+    if shard and messages == 1:
+        return ring_seconds(nbytes, n, link) / 2
+    return ring_seconds(nbytes, n, link, messages)
+
+
 def predict(shapes, itemsize, step_seconds, hosts, per_host, shm, net, overlap=0.75,
             algorithm="ring", compression="none"):
     """-> dict(ranks, comm, exposed, step, efficiency) for weak scaling."""
@@ -135,13 +154,20 @@ def calibrate_shm(sizes=(4096, 1 << 22), reps=20):
     """alpha, beta of the shared-memory ring from 2 local ranks: two sizes, two unknowns."""
     from distbp.comm import spawn
     times = spawn(_allreduce_times, args=(list(sizes), reps), nprocs=2, timeout=60)[0]
+    return fit_ring(times, 2), times
+
+
+def fit_ring(times, n):
+    """Link (alpha, beta) of a ring all-reduce over n ranks through two measured points
+    {bytes: seconds}: t = 2 (n-1) alpha + 2 (n-1)/n S beta, two sizes, two unknowns."""
     (s0, t0), (s1, t1) = sorted(times.items())
-    # ring with n=2: t = 2 alpha + S beta through both points; if load made the large call no
-    # slower than the small one, the latency is unmeasurable and the large call's time is bandwidth
-    beta = (t1 - t0) / (s1 - s0) if t1 > t0 else 0.0
-    alpha = max((t0 - s0 * beta) / 2, 1e-7) if beta else 1e-7
-    beta = beta or (t1 - 2 * alpha) / s1
-    return Link(alpha, beta), times
+    hops, share = 2 * (n - 1), 2 * (n - 1) / n
+    # if load made the large call no slower than the small one, the latency is unmeasurable and
+    # the large call's time is bandwidth
+    beta = (t1 - t0) / (s1 - s0) / share if t1 > t0 else 0.0
+    alpha = max((t0 - share * s0 * beta) / hops, 1e-7) if beta else 1e-7
+    beta = beta or (t1 - hops * alpha) / (share * s1)
+    return Link(alpha, beta)
 
 
 def measure_step(cfg, reps=5):

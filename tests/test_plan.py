@@ -52,6 +52,37 @@ def test_compressed_bytes():
         plan.sent_bytes(shapes, 4, "zip")
 
 
+def test_hook_seconds_are_the_bytes_distbps_hooks_send():
+    link = plan.Link(alpha=0.0, beta=1.0)                 # 1 s per byte: the seconds are bytes
+    shapes, n = [(512, 256), (512,)], 4
+    total = (512 * 256 + 512) * 4
+    ring = 2 * (n - 1) / n                                # buffers a ring all-reduce moves
+    assert plan.hook_seconds(shapes, 4, n, link) == pytest.approx(ring * total)
+    assert plan.hook_seconds(shapes, 4, n, link, "fp16") == pytest.approx(ring * total / 2)
+    assert plan.hook_seconds(shapes, 8, n, link, "fp16") == pytest.approx(ring * total / 2)
+    # bf16: a float32 reduce-scatter and a 16-bit all-gather; in shard mode the reduce-scatter
+    assert plan.hook_seconds(shapes, 4, n, link, "bf16") == pytest.approx(ring * total * 3 / 4)
+    assert plan.hook_seconds(shapes, 4, n, link, "bf16", shard=True) == pytest.approx(
+        ring * total / 2)
+    assert plan.hook_seconds(shapes, 4, n, link, shard=True) == pytest.approx(ring * total / 2)
+    psgd = plan.sent_bytes(shapes, 4, "powersgd:1")[0]
+    assert plan.hook_seconds(shapes, 4, n, link, "powersgd:1", shard=True) == pytest.approx(
+        ring * psgd)
+    latency = plan.Link(alpha=1.0, beta=0.0)              # PowerSGD: two all-reduces
+    assert plan.hook_seconds(shapes, 4, n, latency, "powersgd:1") == 2 * 2 * (n - 1)
+
+
+def test_fit_ring_recovers_alpha_and_beta_on_any_world_size():
+    for n in (2, 3, 8):
+        link = plan.Link(alpha=5e-6, beta=2e-10)
+        times = {s: plan.ring_seconds(s, n, link) for s in (4096, 1 << 22)}
+        fit = plan.fit_ring(times, n)
+        assert fit.alpha == pytest.approx(link.alpha) and fit.beta == pytest.approx(link.beta)
+    # the large call no slower than the small one (load): latency unmeasurable, time is bandwidth
+    flat = plan.fit_ring({4096: 1e-3, 1 << 22: 1e-3}, 2)
+    assert flat.alpha == 1e-7 and flat.beta == pytest.approx((1e-3 - 2e-7) / (1 << 22))
+
+
 def test_prediction_hides_what_backward_covers():
     shm, net = plan.Link(1e-6, 1e-10), plan.Link.parse("10gbit,25us")
     small = plan.predict([(1000,)], 4, 0.1, 8, 1, shm, net)

@@ -36,6 +36,7 @@ parameters and buffers are broadcast from rank 0. With more than one rank, batch
 the communicator's all-reduce: their statistics are over the global batch (sync batch-norm;
 torch's broadcast_buffers is then unnecessary and no buffer is broadcast in forward).
 """
+import hashlib
 import weakref
 from contextlib import contextmanager
 
@@ -72,6 +73,21 @@ def check_same_model(module, comm):
                     f"rank {rank} built a different model than rank 0: first difference at "
                     f"parameter #{i}: rank 0 has {_describe(a)}, rank {rank} has {_describe(b)}")
     return ref
+
+
+def check_same_parameters(module, comm, what="parameters"):
+    """Raise naming the first rank whose parameters are not rank 0's bits (one SHA-256 digest
+    each, all-gathered). -> the digest (hex). For code whose correctness is that every rank ends
+    with the same bits (a compression hook): a rank that did not would train on silently."""
+    h = hashlib.sha256()
+    for p in module.parameters():
+        h.update(np.ascontiguousarray(p.data).tobytes())
+    rows = comm.allgather(np.frombuffer(h.digest(), np.uint8))
+    bad = [r for r in range(1, comm.size) if not np.array_equal(rows[r], rows[0])]
+    if bad:
+        raise RuntimeError(f"rank {bad[0]}'s {what} differ from rank 0's: the ranks no longer "
+                           "train the same model")
+    return h.hexdigest()
 
 
 def _describe(entry):

@@ -6,6 +6,10 @@ A checkpoint is two files in DIR/checkpoints/:
   step_000040.json  everything else (step, data position, RNG state, optimizer hyperparameters,
                     the resolved config, the model signature) and the SHA-256 of the .npz
 
+A communication hook's state (dist.compression: PowerSGD's error feedback, its warm-start P and Q,
+its random stream, auto's choices) is a nested mapping: its arrays go into the .npz as
+"comm_hook/<path>", the rest into the .json's "comm_hook", where each array is {"npz": name}.
+
 Each file is written to a temporary name, fsynced and renamed, the .json last, so a checkpoint
 exists only once both are complete. Loading verifies the checksum; `--resume` walks back from the
 newest checkpoint to the newest intact one.
@@ -73,13 +77,48 @@ def _unflatten_optim(arrays, meta):
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(ckpt_dir, step, model_state, optim_state, meta, keep=3):
-    """Write checkpoint `step` atomically and prune to the newest `keep`. Returns the .json path."""
+def _split_arrays(tree, prefix):
+    """Nested mapping -> ({npz name: array}, the mapping with each array as {"npz": name})."""
+    if isinstance(tree, np.ndarray):
+        return {prefix: tree}, {"npz": prefix}
+    if isinstance(tree, dict):
+        arrays, out = {}, {}
+        for k, v in tree.items():
+            a, out[str(k)] = _split_arrays(v, f"{prefix}/{k}")
+            arrays.update(a)
+        return arrays, out
+    if isinstance(tree, (list, tuple)):
+        arrays, out = {}, []
+        for i, v in enumerate(tree):
+            a, item = _split_arrays(v, f"{prefix}/{i}")
+            arrays.update(a)
+            out.append(item)
+        return arrays, out
+    return {}, _jsonable(tree)
+
+
+def _join_arrays(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"npz"}:
+            return arrays[tree["npz"]]
+        return {k: _join_arrays(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_join_arrays(v, arrays) for v in tree]
+    return tree
+
+
+def save_checkpoint(ckpt_dir, step, model_state, optim_state, meta, keep=3, comm_hook=None):
+    """Write checkpoint `step` atomically and prune to the newest `keep`. Returns the .json path.
+    comm_hook: a communication hook's state_dict (nested mappings of arrays and plain data)."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
     optim_arrays, optim_meta = _flatten_optim(optim_state)
     arrays.update(optim_arrays)
+    if comm_hook is not None:
+        hook_arrays, hook_meta = _split_arrays(comm_hook, "comm_hook")
+        arrays.update(hook_arrays)
+        meta = dict(meta, comm_hook=hook_meta)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     blob = buf.getvalue()
@@ -108,7 +147,8 @@ class CorruptCheckpoint(Exception):
 
 
 def load_checkpoint(json_path):
-    """-> (meta, model_state, optim_state). Raises CorruptCheckpoint naming the file."""
+    """-> (meta, model_state, optim_state); meta["comm_hook"], if saved, holds its arrays again.
+    Raises CorruptCheckpoint naming the file."""
     json_path = Path(json_path)
     try:
         meta = json.loads(json_path.read_text())
@@ -123,6 +163,8 @@ def load_checkpoint(json_path):
     model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim = _unflatten_optim({k: v for k, v in arrays.items() if k.startswith("optim/")},
                              meta["optimizer"])
+    if "comm_hook" in meta:
+        meta["comm_hook"] = _join_arrays(meta["comm_hook"], arrays)
     return meta, model, optim
 
 

@@ -88,6 +88,7 @@ DEFAULTS = {
         "workers": 2,             # local: processes to start; mpi: must match the MPI world
         "bucket_mb": 1.0,         # gradient bucket size for the reducer
         "shard_optimizer": True,  # local/mpi, > 1 worker: each rank updates 1/N of the parameters (ZeRO-1)
+        "compression": "none",    # local/mpi gradients: none | fp16 | bf16 | powersgd:R (R >= 1) | auto (docs/ddp.md)
         "timeout": 60.0,          # seconds a collective waits for a peer before failing
         "ps_shards": 1,           # ray: parameter-server actors
         "max_staleness": 0,       # ray: 0 = synchronous
@@ -111,6 +112,12 @@ CHOICES = {
     "optim.name": ["sgd", "adam", "adamw"],
     "optim.schedule": ["constant", "cosine", "step"],
     "dist.backend": ["local", "mpi", "ray", "single"],
+}
+
+# key -> (pattern a string must match in full, the values it allows, for the error line)
+PATTERNS = {
+    "dist.compression": (re.compile(r"none|fp16|bf16|auto|powersgd:[1-9]\d*"),
+                         "none, fp16, bf16, powersgd:R (R an int >= 1) or auto"),
 }
 
 # key -> (lowest allowed, "why") for numbers that must be positive / non-negative
@@ -184,6 +191,9 @@ def _check_value(key, value, where):
         more = " or an import string 'package.module:make_model'" if key == "model.name" else ""
         raise UsageError(f"config key {key!r} in {where} must be one of "
                          f"{', '.join(CHOICES[key])}{more}, got {value!r}")
+    if key in PATTERNS and not PATTERNS[key][0].fullmatch(value):
+        raise UsageError(f"config key {key!r} in {where} must be one of {PATTERNS[key][1]}, "
+                         f"got {value!r}")
     if key in MINIMUM and value < MINIMUM[key]:
         raise UsageError(f"config key {key!r} in {where} must be >= {MINIMUM[key]}, got {value!r}")
     if key in LISTS:
@@ -290,6 +300,7 @@ def validate(cfg):
             f"{cfg['dist']['workers']} x train.accumulate_steps={t['accumulate_steps']}: "
             "every worker needs at least one sample per micro-step")
     _check_elastic(cfg["dist"], t)
+    _check_compression(cfg["dist"], t)
     if cfg["optim"]["lr"] <= 0:
         raise UsageError(f"config key 'optim.lr' must be > 0, got {cfg['optim']['lr']!r}")
     if cfg["model"]["dropout"] >= 1:
@@ -334,6 +345,20 @@ def _check_elastic(d, t):
                          f"train.global_batch_size={t['global_batch_size']} / "
                          f"train.accumulate_steps={t['accumulate_steps']}: every worker needs at "
                          "least one sample per micro-step")
+
+
+def _check_compression(d, t):
+    c = d["compression"]
+    if c == "none":
+        return
+    if d["backend"] in ("ray", "single"):     # the hooks compress a gradient all-reduce
+        what = "the ray parameter server pushes gradients, it runs no all-reduce" \
+            if d["backend"] == "ray" else "one process has nothing to communicate"
+        raise UsageError(f"config key 'dist.compression'={c!r} needs dist.backend local or mpi "
+                         f"({what}); set dist.compression=none")
+    if c == "bf16" and t["dtype"] != "float32":
+        raise UsageError(f"config key 'dist.compression'='bf16' needs train.dtype=float32, got "
+                         f"{t['dtype']!r}")
 
 
 def dump_config(cfg, path):

@@ -28,7 +28,9 @@ import distbp
 from distbp import runtime
 from distbp.data import DistributedLoader
 from distbp.comm.flight import Stragglers
-from distbp.parallel.ddp import DistributedDataParallel
+from distbp.parallel import auto_compression
+from distbp.parallel.compression import BucketCompression, bucket_compression_hook, start_iter
+from distbp.parallel.ddp import DistributedDataParallel, check_same_parameters
 from distbp.parallel.update import AllReduce, NonFiniteGradient, Sharded, decide  # noqa: F401
 from distbp.parallel.zero import ZeroRedundancyOptimizer
 from distbp.train import checkpoint as ckpt
@@ -95,8 +97,10 @@ class Trainer:
         self.scheduler = build_scheduler(cfg["optim"], self.optimizer, self.steps)
         self.start_step = 0
         self.skipped_steps = 0
+        self._saved_hook = None
         if resume:
             self._resume()      # every rank reads the same checkpoint
+        self.compression = self._compression(self._saved_hook)
         self.loader = DistributedLoader(self.train_set, t["global_batch_size"], self.rank,
                                         self.world, seed=t["seed"], augment=parts.augment,
                                         start_step=self.start_step)
@@ -285,6 +289,7 @@ class Trainer:
 
     def save_checkpoint(self, step):
         optim_state = self.optimizer.state_dict()     # a collective when the optimizer is sharded
+        hook_state = self.compression.state_dict() if self.compression else None   # collective
         if not self.is_main:
             return
         meta = {"config": self.cfg, "data_position": {"step": step},
@@ -292,7 +297,8 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "skipped_steps": self.skipped_steps, "world_size": self.world}
         ckpt.save_checkpoint(self.out / "checkpoints", step, self.model_state(),
-                             optim_state, meta, keep=self.cfg["checkpoint"]["keep"])
+                             optim_state, meta, keep=self.cfg["checkpoint"]["keep"],
+                             comm_hook=hook_state)
 
     def _resume(self):
         """Every rank loads the newest intact checkpoint (the run directory is shared, as with DDP)."""
@@ -304,7 +310,39 @@ class Trainer:
         distbp.random.default_generator().bit_generator.state = meta["rng"]
         self.start_step = self.start_step_of(meta)
         self.skipped_steps = meta.get("skipped_steps", 0)
+        self._saved_hook = meta.get("comm_hook")
         self.log(f"resumed from {path.name} at step {self.start_step}")
+
+    def _compression(self, saved):
+        """dist.compression: the hook every gradient bucket is reduced by (parallel/compression.py;
+        composes with the sharded optimizer), registered before the first backward. A resumed run
+        takes the checkpoint's state when it was made with the same setting: PowerSGD continues
+        with the same bits and auto keeps its choices without measuring again."""
+        spec = self.cfg["dist"]["compression"]
+        if saved is not None and saved["spec"] != spec:
+            self.log(f"the checkpoint was made with dist.compression={saved['spec']}; this run "
+                     f"uses {spec}: the checkpoint's compression state is not used")
+            saved = None
+        if spec == "none":
+            return None
+        reducer = self.ddp.reducer
+        sizes = [b.buffer.size for b in reducer.buckets]
+        if saved is not None:
+            state = BucketCompression.from_state_dict(self.comm, sizes, saved, reducer.shard)
+        else:
+            record, choices = None, [spec] * len(sizes)
+            if spec == "auto":
+                record = auto_compression.decide(reducer, self.comm)     # collective
+                choices = [b["choice"] for b in record["buckets"]]
+            start = start_iter(self.steps, self.cfg["optim"]["warmup_steps"])
+            state = BucketCompression(self.comm, sizes, choices, reducer.shard, start, spec, record)
+        if state.decision is not None:
+            self.log(auto_compression.describe(state.decision))
+        elif state.powersgd:
+            self.log(f"dist.compression={spec}: plain all-reduce for the first "
+                     f"{state.start_powerSGD_iter} steps, then PowerSGD")
+        self.ddp.register_comm_hook(state, bucket_compression_hook)
+        return state
 
     @staticmethod
     def start_step_of(meta):
@@ -320,6 +358,9 @@ class Trainer:
         for k, v in (last_eval or {}).items():
             if k not in ("kind", "step"):
                 summary["test_" + k if k != "loss" else "test_loss"] = v
+        if self.compression is not None:    # collective: a hook must leave every rank the same bits
+            summary["compression"] = dict(self.compression.summary(), parameters_sha256=(
+                check_same_parameters(self.model, self.comm, "parameters after training")))
         summary["provenance"] = provenance(self.comm, self.cfg["dist"]["backend"])  # daily (collective)
         if self.is_main:
             ckpt.atomic_write(self.out / "summary.json", json.dumps(summary, indent=1).encode())

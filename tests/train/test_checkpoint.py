@@ -70,3 +70,25 @@ def test_half_written_checkpoint_is_invisible(tmp_path):
     (tmp_path / "step_000020.npz").write_bytes(b"partial")      # crashed before its .json
     assert [p.name for p in C.list_checkpoints(tmp_path)] == ["step_000010.json"]
     assert json.loads((tmp_path / "step_000010.json").read_text())["step"] == 10
+
+
+def test_comm_hook_state_round_trips_its_arrays_through_the_npz(tmp_path):
+    model, optim = state()
+    rng = np.random.default_rng(1)
+    hook = {"spec": "powersgd:2", "choices": ["powersgd:2", "none"], "decision": None,
+            "powersgd": {"2": {"iter": 7, "rng": {"keys": rng.integers(0, 2**32, 624, np.uint32),
+                                                  "pos": 3},
+                               "error_dict": {0: rng.normal(size=(2, 5)).astype(np.float32)}}},
+            "buckets": [{"index": 0, "ms": {"none": 0.5}}]}
+    path = C.save_checkpoint(tmp_path, 10, model, optim, {"step": 10}, comm_hook=hook)
+    with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
+        assert {"comm_hook/powersgd/2/rng/keys",
+                "comm_hook/powersgd/2/error_dict/0"} <= set(z.files)
+    meta, _, _ = C.load_checkpoint(path)
+    got = meta["comm_hook"]
+    want = hook["powersgd"]["2"]
+    assert np.array_equal(got["powersgd"]["2"]["rng"]["keys"], want["rng"]["keys"])
+    assert got["powersgd"]["2"]["rng"]["keys"].dtype == np.uint32
+    assert np.array_equal(got["powersgd"]["2"]["error_dict"]["0"], want["error_dict"][0])
+    assert got["powersgd"]["2"]["iter"] == 7 and got["choices"] == hook["choices"]
+    assert got["buckets"] == hook["buckets"] and got["decision"] is None

@@ -34,11 +34,23 @@ def test_int_accepted_for_float():
     (["train.global_batch_size=1", "dist.workers=2"], "smaller than dist.workers"),
     (["train"], "expected key=value"),
     (["train=3"], "is a section"),
+    (["dist.compression=gzip"], "'dist.compression' in --set must be one of none, fp16, bf16, "
+                                "powersgd:R (R an int >= 1) or auto, got 'gzip'"),
+    (["dist.compression=powersgd:0"], "'dist.compression'"),
+    (["dist.compression=powersgd:1.5"], "'dist.compression'"),
+    (["dist.compression=fp16", "dist.backend=ray"], "needs dist.backend local or mpi"),
+    (["dist.compression=auto", "dist.backend=single"], "needs dist.backend local or mpi"),
+    (["dist.compression=bf16", "train.dtype=float64"], "'bf16' needs train.dtype=float32"),
 ])
 def test_bad_values_name_the_key(sets, fragment):
     with pytest.raises(UsageError, match=None) as e:
         load_config(None, sets)
     assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["none", "fp16", "bf16", "auto", "powersgd:1", "powersgd:16"])
+def test_compression_values(value):
+    assert load_config(None, [f"dist.compression={value}"])["dist"]["compression"] == value
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path):

@@ -1,8 +1,9 @@
 """Bad input is caught before anything is written, all of it: every config key's bad values,
 generated from the defaults table in distbp/train/config.py (a wrong type for every key, a value
-below its minimum, an unknown name, a bad list element), plus the values only the data or another
-key can refute. Each must exit 2 with one line naming the key and leave the working directory,
---out included, exactly as it was. Then the missing optional extras, simulated in a subprocess."""
+below its minimum, an unknown name, a string outside its pattern, a bad list element), plus the
+values only the data or another key can refute. Each must exit 2 with one line naming the key and
+leave the working directory, --out included, exactly as it was. Then the missing optional extras,
+simulated in a subprocess."""
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ import yaml
 from distbp.cli import main as cli_main
 from distbp.data import prepare
 from distbp.data.parquet import write_table
-from distbp.train.config import CHOICES, DEFAULTS, LISTS, MAPPINGS, MINIMUM, _default, flat_keys
+from distbp.train.config import (CHOICES, DEFAULTS, LISTS, MAPPINGS, MINIMUM, PATTERNS, _default,
+                                 flat_keys)
 
 ROOT = Path(__file__).parents[2]
 OWN = "tests.train.own_models:make_mlp"
@@ -39,7 +41,7 @@ def generated_cases():
         if key in MINIMUM:
             low = MINIMUM[key]
             yield key, "below minimum", low - 1 if isinstance(low, int) else low - 0.5
-        if key in CHOICES:
+        if key in CHOICES or key in PATTERNS:
             yield key, "unknown name", "no_such_" + key.split(".")[-1]
         if key in LISTS:
             kind, low, high, _, lengths = LISTS[key]
@@ -92,6 +94,14 @@ SPECIAL = {
                                                       "model.channels=[4]"], "--backend ray")],
     "optim.nesterov": [("without momentum", ["optim.name=sgd", "optim.nesterov=true",
                                              "optim.momentum=0"])],
+    "dist.compression": [("PowerSGD rank 0", ["dist.compression=powersgd:0"]),
+                         ("PowerSGD rank not a number", ["dist.compression=powersgd:two"]),
+                         ("PowerSGD without a rank", ["dist.compression=powersgd"]),
+                         ("on the ray parameter server", ["dist.backend=ray",
+                                                          "dist.compression=bf16"]),
+                         ("on one process", ["dist.backend=single", "dist.compression=fp16"]),
+                         ("bf16 of float64 gradients", ["train.dtype=float64",
+                                                        "dist.compression=bf16"])],
 }
 
 

@@ -7,7 +7,7 @@
     ddp.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
 
 How they differ from torch's (a bucket here is pre-weighted, so a plain sum is the result): see
-docs/multihost.md, "Communication hooks".
+each module's docstring; `distbp train` uses them through dist.compression (docs/ddp.md).
 """
 from distbp.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
 
