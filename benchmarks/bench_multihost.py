@@ -115,15 +115,17 @@ def fit_link(sizes, times):
 
 # ------------------------------------------------------------------------------ training
 
-def config(work, channels, batch, n, steps, bucket_mb):
+def config(work, channels, batch, n, steps, bucket_mb, compression="none"):
     cfg = {"model": {"name": "cnn1d", "channels": channels},
            "data": {"name": "mnist1d", "path": str(work / "data" / "mnist1d")},
            "train": {"steps": steps, "global_batch_size": batch * n, "seed": 0, "threads": 1,
-                     "log_every": max(steps // 10, 1), "eval_every": 0},
+                     "log_every": max(steps // 10, 1),
+                     "eval_every": steps if compression != "none" else 0},
            "optim": {"name": "adamw", "lr": 0.003, "weight_decay": 0.0001},
-           "dist": {"workers": n, "bucket_mb": bucket_mb, "shard_optimizer": False},
+           "dist": {"workers": n, "bucket_mb": bucket_mb, "shard_optimizer": False,
+                    "compression": compression},
            "checkpoint": {"every_steps": 0}}
-    path = work / f"cnn-{n}.yaml"
+    path = work / f"cnn-{n}-{compression.replace(':', '')}.yaml"
     path.write_text(json.dumps(cfg))                  # JSON is YAML
     return path
 
@@ -146,7 +148,10 @@ def train(env, per_host, hosts, cfg_path, batch, n, steps, work, label):
     step = step_seconds(out)
     with np.load(out / "model.npz") as z:
         shapes = [z[k].shape for k in z.files]
+    auto = (summary.get("compression") or {}).get("auto") or {}
     return {"step": step, "exposed": summary["exposed_comm_seconds"] / steps,
+            "loss": summary["final_loss"], "accuracy": summary.get("test_accuracy"),
+            "choices": [b["choice"] for b in auto.get("buckets", [])],
             "sent_per_step": sent / steps, "shapes": shapes}
 
 
@@ -225,6 +230,27 @@ def training_table(rows_by_profile, single):
     return lines
 
 
+def compression_rows(env, profile, args, work):
+    """2 x 1 across the hosts, each dist.compression value: step time, loss and test accuracy
+    after the same steps, and what auto chose per bucket."""
+    sh(env, "shape", 3, profile)
+    runs = {c: [] for c in args.compression.split(",")}
+    for r in range(args.reps):                               # interleaved, as above
+        for comp in runs:
+            cfg = config(work, args.channels, args.batch, 2, args.compression_steps, args.bucket_mb,
+                         comp)
+            runs[comp].append(train(env, 1, (1, 2), cfg, args.batch, 2, args.compression_steps,
+                                    work, f"{profile}-comp-{comp.replace(':', '')}-{r}"))
+    lines = []
+    base = median_row(runs.get("none") or next(iter(runs.values())), "step")
+    for comp, rs in runs.items():
+        step, acc = median_row(rs, "step"), rs[0]["accuracy"]
+        chose = ", ".join(sorted(set(rs[0]["choices"]))) if comp == "auto" else ""
+        lines.append(f"| {profile} | {comp} | {step * 1e3:.1f} | {1 / step:.1f} | {base / step:.2f} | "
+                     f"{rs[0]['loss']:.4f} | {'-' if acc is None else f'{acc:.1%}'} | {chose} |")
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profiles", default="slow,dc", help="netns_hosts.sh profiles (dc, slow, none, RATE)")
@@ -237,6 +263,9 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--bucket-mb", type=float, default=1.0)
     p.add_argument("--overlap", type=float, default=0.75)
+    p.add_argument("--compression", default="",
+                   help="also train 2 x 1 with each dist.compression value, e.g. none,bf16,powersgd:1,auto")
+    p.add_argument("--compression-steps", type=int, default=200)
     p.add_argument("--out", help="also write the tables to this Markdown file")
     args = p.parse_args()
     args.ranks_per_host = [int(v) for v in args.ranks_per_host.split(",")]
@@ -261,6 +290,9 @@ def main():
             lines, rows[profile], _, _ = run_profile(env, profile, args, work, shm)
             blocks += lines + [""]
             print("\n".join(lines), flush=True)
+        comp = []
+        for profile in args.profiles.split(",") if args.compression else ():
+            comp += compression_rows(env, profile, args, work)
     finally:
         subprocess.run(["sh", str(SCRIPT), "down", "3"], env=env, capture_output=True, timeout=120)
     grad_mb = next(iter(rows.values()))[0]["grad_mb"]
@@ -274,6 +306,12 @@ def main():
             f"{single * 1e3:.1f} ms per step. Shared memory (plan.calibrate_shm): alpha "
             f"{shm.alpha * 1e6:.1f} us, {1 / shm.beta / 1e9:.2f} GB/s.", ""]
     text = "\n".join(head + blocks + ["### training", ""] + training_table(rows, single)) + "\n"
+    if args.compression:
+        text += "\n".join(["", f"### dist.compression, 2 x 1, {args.compression_steps} steps "
+                            "(loss and test accuracy of the first repetition; the same seed)", "",
+                            "| profile | dist.compression | step ms | steps/s | speed-up | final loss | "
+                            "test accuracy | auto chose |", "|---|---|---:|---:|---:|---:|---:|---|"]
+                           + comp) + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
